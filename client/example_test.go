@@ -1,0 +1,74 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+
+	"github.com/agentstate/agentstate/client"
+)
+
+// A read-modify-write loop: read the current version, change the value and
+// write it back only if nobody wrote in between.
+func Example() {
+	ctx := context.Background()
+	c, err := client.New("http://127.0.0.1:7400", client.WithToken("…"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	type counter struct{ N int }
+	for {
+		e, err := c.Get(ctx, "agent-1", client.TierPersistent, "stats/runs", nil)
+		var cur counter
+		expected := client.Version(0) // create if absent
+		switch {
+		case errors.Is(err, client.ErrNotFound):
+		case err != nil:
+			log.Fatal(err)
+		default:
+			if cur, err = client.ValueAs[counter](e); err != nil {
+				log.Fatal(err)
+			}
+			expected = client.Version(e.Version)
+		}
+		cur.N++
+		_, err = c.Put(ctx, "agent-1", client.TierPersistent, "stats/runs", cur,
+			&client.PutOptions{ExpectedVersion: expected, ChangeSummary: "one more run"})
+		if errors.Is(err, client.ErrVersionConflict) || errors.Is(err, client.ErrAlreadyExists) {
+			continue // somebody else wrote: read again
+		}
+		if err != nil {
+			log.Fatal(err)
+		}
+		break
+	}
+}
+
+// Iterating over every key under a prefix, page after page.
+func ExampleClient_ListAll() {
+	ctx := context.Background()
+	c, _ := client.New("http://127.0.0.1:7400")
+	for e, err := range c.ListAll(ctx, "agent-1", client.TierLocal, &client.ListOptions{Prefix: "notes/"}) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(e.Key, e.Version)
+	}
+}
+
+// Telling conflicts apart and reading their details.
+func ExampleError_Conflict() {
+	ctx := context.Background()
+	c, _ := client.New("http://127.0.0.1:7400")
+	_, err := c.Put(ctx, "agent-1", client.TierShared, "plan", map[string]any{"step": 2},
+		&client.PutOptions{ExpectedVersion: client.Version(4)})
+	var apiErr *client.Error
+	if errors.As(err, &apiErr) {
+		if d, ok := apiErr.Conflict(); ok {
+			fmt.Printf("expected version %d, key is at %d (%s)\n", d.LocalVersion, d.RemoteVersion, d.ConflictType)
+		}
+	} else if errors.Is(err, client.ErrTransport) {
+		fmt.Println("server unreachable; the write may or may not have happened:", err)
+	}
+}

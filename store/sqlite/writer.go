@@ -1,0 +1,437 @@
+package sqlite
+
+import (
+	"os"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/agentstate/agentstate/store"
+)
+
+// States of a queued write request. The writer moves a request from queued
+// to taken when it puts it in a batch; Write moves it from queued to
+// cancelled when its context ends first. Whoever wins the compare-and-swap
+// decides: a cancelled request is never applied, a taken one is always
+// answered.
+const (
+	reqQueued int32 = iota
+	reqTaken
+	reqCancelled
+)
+
+// writeReq is one WriteRequest waiting for the writer.
+type writeReq struct {
+	req   store.WriteRequest
+	size  int // payload bytes, for MaxBatchBytes
+	state atomic.Int32
+	reply chan writeReply // buffered: the writer never blocks on it
+}
+
+type writeReply struct {
+	res *store.WriteResult
+	err error
+}
+
+// Write commits req atomically and durably. Concurrent calls are grouped
+// into one transaction (one fsync) by the writer goroutine. If ctx ends
+// before the request is taken into a transaction, Write returns ctx.Err()
+// and the request is never applied; once taken, Write waits for the outcome.
+func (s *Store) Write(ctx context.Context, req store.WriteRequest) (*store.WriteResult, error) {
+	if s.closed.Load() {
+		return nil, store.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	size, err := validateWrite(req)
+	if err != nil {
+		return nil, err
+	}
+	r := &writeReq{req: req, size: size, reply: make(chan writeReply, 1)}
+	select {
+	case s.queue <- r:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-s.quit:
+		return nil, store.ErrClosed
+	}
+	select {
+	case rep := <-r.reply:
+		return rep.res, rep.err
+	case <-ctx.Done():
+		if r.state.CompareAndSwap(reqQueued, reqCancelled) {
+			return nil, ctx.Err()
+		}
+	case <-s.done:
+		if r.state.CompareAndSwap(reqQueued, reqCancelled) {
+			return nil, store.ErrClosed
+		}
+	}
+	// The writer took the request: it is answered before the writer exits.
+	rep := <-r.reply
+	return rep.res, rep.err
+}
+
+// validateWrite checks what can be checked without reading the database and
+// returns the request's payload size.
+func validateWrite(req store.WriteRequest) (int, error) {
+	if len(req.Ops) == 0 {
+		return 0, fmt.Errorf("store/sqlite: write without ops: %w", store.ErrInvalid)
+	}
+	size := 0
+	for i := range req.Ops {
+		op := &req.Ops[i]
+		bad := func(format string, args ...any) error {
+			return &store.OpError{Op: i, Err: fmt.Errorf("%w: "+format, append([]any{store.ErrInvalid}, args...)...)}
+		}
+		switch op.Kind {
+		case store.OpPut, store.OpRestore:
+			if len(op.Value) == 0 {
+				return 0, bad("%s: empty value", op.Key)
+			}
+		case store.OpDelete, store.OpExpire:
+		default:
+			return 0, bad("unknown op kind %d", op.Kind)
+		}
+		if op.Key.AgentID == "" || op.Key.Tier == "" || op.Key.Key == "" {
+			return 0, bad("incomplete key %q", op.Key.String())
+		}
+		if op.ExpectedVersion != nil && *op.ExpectedVersion < 0 {
+			return 0, bad("%s: negative expected version %d", op.Key, *op.ExpectedVersion)
+		}
+		if op.TTL < 0 {
+			return 0, bad("%s: negative ttl %s", op.Key, op.TTL)
+		}
+		if op.HistoryLimit < 0 {
+			return 0, bad("%s: negative history limit %d", op.Key, op.HistoryLimit)
+		}
+		size += 128 + len(op.Value) + len(op.Metadata) + len(op.Checksum) + len(op.ChangeSummary) +
+			len(op.CreatedBy) + len(op.Key.AgentID) + len(op.Key.Tier) + len(op.Key.Key)
+	}
+	if n := len(req.Ops); n > 1 {
+		dup := func(i int) error {
+			return &store.OpError{Op: i, Err: fmt.Errorf("%w: key %s appears twice in one request", store.ErrInvalid, req.Ops[i].Key)}
+		}
+		if n <= 16 {
+			for i := 1; i < n; i++ {
+				for j := range i {
+					if req.Ops[i].Key == req.Ops[j].Key {
+						return 0, dup(i)
+					}
+				}
+			}
+		} else {
+			seen := make(map[store.Key]struct{}, n)
+			for i := range req.Ops {
+				if _, ok := seen[req.Ops[i].Key]; ok {
+					return 0, dup(i)
+				}
+				seen[req.Ops[i].Key] = struct{}{}
+			}
+		}
+	}
+	return size, nil
+}
+
+// writer owns the single write connection and the in-memory revision counter.
+type writer struct {
+	s        *Store
+	conn     *sql.Conn
+	st       writeStmts
+	rev      int64     // revision of the latest request applied (committed or in the open batch)
+	lastNow  time.Time // the writer's clock never goes backwards
+	batch    []*writeReq
+	replies  []writeReply
+	maxBatch int
+	maxBytes int
+
+	// beforeCommit, when set (tests), runs before COMMIT; an error makes the
+	// batch fail as if COMMIT had failed.
+	beforeCommit func() error
+}
+
+// writeStmts are prepared once on the write connection.
+type writeStmts struct {
+	begin, commit, rollback    *sql.Stmt
+	savepoint, release, undoSP *sql.Stmt
+	selCur                     *sql.Stmt
+	insVersion                 *sql.Stmt
+	insCur, updCur             *sql.Stmt
+	prune                      *sql.Stmt
+	setRev                     *sql.Stmt
+	loadRev                    *sql.Stmt
+}
+
+const (
+	sqlSelCur = `SELECT rowid, version, revision, value, checksum, chain, created_at, updated_at,
+	expires_at, created_by, metadata, deleted, min_version, first_revision
+	FROM agent_states WHERE agent_id = ? AND tier = ? AND key = ?`
+	sqlInsVersion = `INSERT INTO state_versions (agent_id, tier, key, version, parent_version, revision,
+	change_type, value, checksum, chain, created_at, updated_at, expires_at, created_by, change_summary, metadata)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlInsCur = `INSERT INTO agent_states (version, revision, value, checksum, chain, created_at, updated_at,
+	expires_at, created_by, metadata, deleted, min_version, first_revision, agent_id, tier, key)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlUpdCur = `UPDATE agent_states SET version = ?, revision = ?, value = ?, checksum = ?, chain = ?,
+	created_at = ?, updated_at = ?, expires_at = ?, created_by = ?, metadata = ?, deleted = ?, min_version = ?
+	WHERE rowid = ?`
+	sqlPrune   = `DELETE FROM state_versions WHERE agent_id = ? AND tier = ? AND key = ? AND version < ?`
+	sqlSetRev  = `UPDATE store_meta SET revision = ? WHERE id = 1`
+	sqlLoadRev = `SELECT max((SELECT revision FROM store_meta WHERE id = 1),
+	coalesce((SELECT max(revision) FROM state_versions), 0))`
+)
+
+func newWriter(ctx context.Context, s *Store) (*writer, error) {
+	conn, err := s.wdb.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("store/sqlite: writer connection: %w", err)
+	}
+	w := &writer{
+		s:        s,
+		conn:     conn,
+		maxBatch: s.opts.MaxBatch,
+		maxBytes: s.opts.MaxBatchBytes,
+		batch:    make([]*writeReq, 0, s.opts.MaxBatch),
+		replies:  make([]writeReply, 0, s.opts.MaxBatch),
+	}
+	for _, p := range []struct {
+		dst **sql.Stmt
+		sql string
+	}{
+		{&w.st.begin, "BEGIN IMMEDIATE"},
+		{&w.st.commit, "COMMIT"},
+		{&w.st.rollback, "ROLLBACK"},
+		{&w.st.savepoint, "SAVEPOINT req"},
+		{&w.st.release, "RELEASE req"},
+		{&w.st.undoSP, "ROLLBACK TO req"},
+		{&w.st.selCur, sqlSelCur},
+		{&w.st.insVersion, sqlInsVersion},
+		{&w.st.insCur, sqlInsCur},
+		{&w.st.updCur, sqlUpdCur},
+		{&w.st.prune, sqlPrune},
+		{&w.st.setRev, sqlSetRev},
+		{&w.st.loadRev, sqlLoadRev},
+	} {
+		st, err := conn.PrepareContext(ctx, p.sql)
+		if err != nil {
+			w.close()
+			return nil, fmt.Errorf("store/sqlite: prepare %q: %w", p.sql, err)
+		}
+		*p.dst = st
+	}
+	if err := w.st.loadRev.QueryRowContext(ctx).Scan(&w.rev); err != nil {
+		w.close()
+		return nil, fmt.Errorf("store/sqlite: load revision: %w", err)
+	}
+	return w, nil
+}
+
+// close releases the statements and the connection (after run has exited).
+func (w *writer) close() error {
+	for _, st := range []*sql.Stmt{w.st.begin, w.st.commit, w.st.rollback, w.st.savepoint, w.st.release,
+		w.st.undoSP, w.st.selCur, w.st.insVersion, w.st.insCur, w.st.updCur, w.st.prune, w.st.setRev, w.st.loadRev} {
+		if st != nil {
+			st.Close()
+		}
+	}
+	w.st = writeStmts{}
+	if w.conn == nil {
+		return nil
+	}
+	err := w.conn.Close()
+	w.conn = nil
+	return err
+}
+
+// now is the commit clock: s.opts.Now, never going backwards, in UTC
+// without a monotonic reading, at nanosecond precision as stored.
+func (w *writer) now() time.Time {
+	t := w.s.opts.Now().UTC().Round(0)
+	if t.Before(w.lastNow) {
+		t = w.lastNow
+	}
+	w.lastNow = t
+	return t
+}
+
+// run is the writer goroutine: it takes every queued request (up to
+// MaxBatch requests and MaxBatchBytes) into one transaction, commits it, and
+// answers each request. It exits when Close closes quit.
+func (w *writer) run() {
+	s := w.s
+	defer close(s.done)
+	var carry *writeReq // taken from the queue but did not fit the previous batch
+	for {
+		select {
+		case <-s.quit:
+			return
+		default:
+		}
+		batch := w.batch[:0]
+		bytes := 0
+		take := func(r *writeReq) {
+			if r.state.CompareAndSwap(reqQueued, reqTaken) {
+				batch = append(batch, r)
+				bytes += r.size
+			}
+		}
+		if carry != nil {
+			take(carry)
+			carry = nil
+		} else {
+			select {
+			case r := <-s.queue:
+				take(r)
+			case <-s.quit:
+				return
+			}
+		}
+	drain:
+		for len(batch) < w.maxBatch {
+			select {
+			case r := <-s.queue:
+				if len(batch) > 0 && bytes+r.size > w.maxBytes {
+					carry = r
+					break drain
+				}
+				take(r)
+			default:
+				break drain
+			}
+		}
+		if len(batch) > 0 {
+			w.commitBatch(batch)
+		}
+		clear(batch)
+		w.batch = batch[:0]
+	}
+}
+
+var bg = context.Background()
+
+// commitBatch applies batch in one transaction, each request under its own
+// savepoint, commits once and answers every request.
+var DebugCommitNs, DebugBatchNs atomic.Int64
+
+func (w *writer) commitBatch(batch []*writeReq) {
+	tb := time.Now()
+	defer func() { DebugBatchNs.Add(int64(time.Since(tb))) }()
+	base := w.rev
+	replies := w.replies[:0]
+	defer func() {
+		clear(replies)
+		w.replies = replies[:0]
+	}()
+
+	if _, err := w.st.begin.ExecContext(bg); err != nil {
+		w.abort(batch, base, "begin", err)
+		return
+	}
+	useSP := len(batch) > 1 && os.Getenv("NOSP") == ""
+	applied := 0
+	for _, r := range batch {
+		now := w.now()
+		plans, err := w.plan(r.req, now)
+		if err != nil {
+			if !isPrecondition(err) {
+				err = unavailable("read", err)
+			}
+			replies = append(replies, writeReply{err: err})
+			continue
+		}
+		if useSP {
+			if _, err := w.st.savepoint.ExecContext(bg); err != nil {
+				w.abort(batch, base, "savepoint", err)
+				return
+			}
+		}
+		res, rev, err := w.execute(r.req, plans, now, w.rev)
+		if err != nil {
+			if !useSP {
+				w.abort(batch, base, "write", err)
+				return
+			}
+			if _, uerr := w.st.undoSP.ExecContext(bg); uerr != nil {
+				w.abort(batch, base, "rollback to savepoint", errors.Join(err, uerr))
+				return
+			}
+			if _, rerr := w.st.release.ExecContext(bg); rerr != nil {
+				w.abort(batch, base, "release savepoint", errors.Join(err, rerr))
+				return
+			}
+			replies = append(replies, writeReply{err: unavailable("write", err)})
+			continue
+		}
+		if useSP {
+			if _, err := w.st.release.ExecContext(bg); err != nil {
+				w.abort(batch, base, "release savepoint", err)
+				return
+			}
+		}
+		if rev != w.rev {
+			applied++
+		}
+		w.rev = rev
+		replies = append(replies, writeReply{res: res})
+	}
+	if w.rev != base {
+		if _, err := w.st.setRev.ExecContext(bg, w.rev); err != nil {
+			w.abort(batch, base, "store revision", err)
+			return
+		}
+	}
+	if w.beforeCommit != nil {
+		if err := w.beforeCommit(); err != nil {
+			w.abort(batch, base, "commit", err)
+			return
+		}
+	}
+	t0 := time.Now()
+	defer func() { DebugCommitNs.Add(int64(time.Since(t0))) }()
+	if _, err := w.st.commit.ExecContext(bg); err != nil {
+		w.abort(batch, base, "commit", err)
+		return
+	}
+	if w.rev != base {
+		w.s.committed.Store(w.rev)
+		w.s.stats.batches.Add(1)
+		w.s.stats.requests.Add(int64(applied))
+	}
+	for i, r := range batch {
+		r.reply <- replies[i]
+	}
+}
+
+// abort rolls the open transaction back, restores the revision counter from
+// the database and fails every request of the batch with ErrUnavailable:
+// even a precondition failure may have been computed against writes that
+// are now undone.
+func (w *writer) abort(batch []*writeReq, base int64, what string, cause error) {
+	w.st.rollback.ExecContext(bg) // may fail: there may be no open transaction left
+	w.rev = base
+	var rev int64
+	if err := w.st.loadRev.QueryRowContext(bg).Scan(&rev); err == nil && rev > base {
+		w.rev = rev // the failed COMMIT may have reached the disk after all
+		w.s.committed.Store(rev)
+	}
+	err := unavailable(what, cause)
+	for _, r := range batch {
+		r.reply <- writeReply{err: err}
+	}
+}
+
+func unavailable(what string, err error) error {
+	return fmt.Errorf("store/sqlite: %s: %w: %w", what, store.ErrUnavailable, err)
+}
+
+// isPrecondition reports whether err is a request's own failure (conflict,
+// not found, invalid) rather than a database failure.
+func isPrecondition(err error) bool {
+	var ce *store.ConflictError
+	var oe *store.OpError
+	return errors.As(err, &ce) || errors.As(err, &oe)
+}

@@ -1,0 +1,388 @@
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agentstate/agentstate/store"
+)
+
+// memStore is an in-memory store.Store kept only as the test reference of
+// the conformance suite: it implements the contract of package store as
+// plainly as possible (one mutex, a slice of versions per key) so that the
+// suite itself is tested against a known-correct store, independently of the
+// real backends. It is not durable and not meant for any other use.
+type memStore struct {
+	mu     sync.Mutex
+	rev    int64
+	keys   map[store.Key]*memKey
+	closed bool
+}
+
+type memKey struct {
+	versions []store.Version // kept versions, oldest first; the last is current
+	pruned   bool            // some older versions were pruned
+}
+
+var _ store.Store = (*memStore)(nil)
+
+func newMemStore() *memStore { return &memStore{keys: map[store.Key]*memKey{}} }
+
+func (k *memKey) current() *store.Version {
+	if k == nil || len(k.versions) == 0 {
+		return nil
+	}
+	return &k.versions[len(k.versions)-1]
+}
+
+// live is the current version if it is neither a tombstone nor expired at now.
+func (k *memKey) live(now time.Time) *store.Version {
+	v := k.current()
+	if v == nil || v.Deleted || (v.ExpiresAt != nil && !v.ExpiresAt.After(now)) {
+		return nil
+	}
+	return v
+}
+
+// expiredUnreaped reports a current version that expired but has no tombstone.
+func (k *memKey) expiredUnreaped(now time.Time) bool {
+	v := k.current()
+	return v != nil && !v.Deleted && v.ExpiresAt != nil && !v.ExpiresAt.After(now)
+}
+
+func copyEntry(e store.Entry) *store.Entry {
+	e.Value = slices.Clone(e.Value)
+	e.Metadata = slices.Clone(e.Metadata)
+	if e.ExpiresAt != nil {
+		t := *e.ExpiresAt
+		e.ExpiresAt = &t
+	}
+	return &e
+}
+
+func copyVersion(v store.Version) store.Version {
+	v.Entry = *copyEntry(v.Entry)
+	return v
+}
+
+func (s *memStore) check(ctx context.Context) error {
+	if s.closed {
+		return store.ErrClosed
+	}
+	return ctx.Err()
+}
+
+func orNow(now time.Time) time.Time {
+	if now.IsZero() {
+		return time.Now()
+	}
+	return now
+}
+
+func (s *memStore) Get(ctx context.Context, req store.GetRequest) (*store.Entry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	if req.Version > 0 && req.AtRevision > 0 {
+		return nil, fmt.Errorf("memstore: get %s: both Version and AtRevision: %w", req.Key, store.ErrInvalid)
+	}
+	notFound := fmt.Errorf("memstore: get %s: %w", req.Key, store.ErrNotFound)
+	k := s.keys[req.Key]
+	if k == nil {
+		return nil, notFound
+	}
+	switch {
+	case req.Version > 0:
+		for _, v := range k.versions {
+			if v.Version == req.Version && !v.Deleted {
+				return copyEntry(v.Entry), nil
+			}
+		}
+		return nil, notFound
+	case req.AtRevision > 0:
+		for i := len(k.versions) - 1; i >= 0; i-- {
+			v := k.versions[i]
+			if v.Revision <= req.AtRevision {
+				if v.Deleted {
+					return nil, notFound
+				}
+				return copyEntry(v.Entry), nil
+			}
+		}
+		if k.pruned {
+			return nil, fmt.Errorf("memstore: get %s at revision %d: %w", req.Key, req.AtRevision, store.ErrCompacted)
+		}
+		return nil, notFound
+	default:
+		v := k.live(orNow(req.Now))
+		if v == nil {
+			return nil, notFound
+		}
+		return copyEntry(v.Entry), nil
+	}
+}
+
+func (s *memStore) BatchGet(ctx context.Context, keys []store.Key, now time.Time) (map[store.Key]*store.Entry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	now = orNow(now)
+	out := make(map[store.Key]*store.Entry, len(keys))
+	for _, key := range keys {
+		if v := s.keys[key].live(now); v != nil {
+			out[key] = copyEntry(v.Entry)
+		}
+	}
+	return out, nil
+}
+
+func (s *memStore) List(ctx context.Context, req store.ListRequest) (*store.ListResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	if req.Limit <= 0 {
+		return nil, fmt.Errorf("memstore: list limit %d: %w", req.Limit, store.ErrInvalid)
+	}
+	now := orNow(req.Now)
+	var entries []store.Entry
+	for key, k := range s.keys {
+		if key.AgentID != req.AgentID || key.Tier != req.Tier || !strings.HasPrefix(key.Key, req.Prefix) || key.Key <= req.After {
+			continue
+		}
+		if v := k.live(now); v != nil {
+			e := copyEntry(v.Entry)
+			if req.KeysOnly {
+				_ = e
+			}
+			entries = append(entries, *e)
+		}
+	}
+	slices.SortFunc(entries, func(a, b store.Entry) int { return strings.Compare(a.Key.Key, b.Key.Key) })
+	res := &store.ListResult{Entries: entries}
+	if len(entries) > req.Limit {
+		res.Entries, res.More = entries[:req.Limit], true
+	}
+	return res, nil
+}
+
+func (s *memStore) History(ctx context.Context, req store.HistoryRequest) (*store.HistoryResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	if req.Limit <= 0 {
+		return nil, fmt.Errorf("memstore: history limit %d: %w", req.Limit, store.ErrInvalid)
+	}
+	k := s.keys[req.Key]
+	if k == nil {
+		return nil, fmt.Errorf("memstore: history %s: %w", req.Key, store.ErrNotFound)
+	}
+	res := &store.HistoryResult{CurrentVersion: k.current().Version, Versions: []store.Version{}}
+	for i := len(k.versions) - 1; i >= 0 && len(res.Versions) < req.Limit; i-- {
+		v := k.versions[i]
+		if req.BeforeVersion > 0 && v.Version >= req.BeforeVersion {
+			continue
+		}
+		res.Versions = append(res.Versions, copyVersion(v))
+	}
+	return res, nil
+}
+
+func (s *memStore) ExpiredKeys(ctx context.Context, now time.Time, limit int) ([]store.Expired, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	var found []store.Version
+	for _, k := range s.keys {
+		if k.expiredUnreaped(now) {
+			found = append(found, *k.current())
+		}
+	}
+	slices.SortFunc(found, func(a, b store.Version) int { return a.ExpiresAt.Compare(*b.ExpiresAt) })
+	out := []store.Expired{}
+	for _, v := range found {
+		if limit > 0 && len(out) >= limit {
+			break
+		}
+		out = append(out, store.Expired{Key: v.Key, Version: v.Version})
+	}
+	return out, nil
+}
+
+func (s *memStore) CurrentRevision(ctx context.Context) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(ctx); err != nil {
+		return 0, err
+	}
+	return s.rev, nil
+}
+
+func (s *memStore) Ping(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.check(ctx)
+}
+
+func (s *memStore) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return nil
+}
+
+func (s *memStore) Write(ctx context.Context, req store.WriteRequest) (*store.WriteResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	if len(req.Ops) == 0 {
+		return nil, fmt.Errorf("memstore: write without ops: %w", store.ErrInvalid)
+	}
+	seen := map[store.Key]bool{}
+	for i, op := range req.Ops {
+		if op.Kind < store.OpPut || op.Kind > store.OpRestore {
+			return nil, &store.OpError{Op: i, Err: fmt.Errorf("memstore: op kind %d: %w", op.Kind, store.ErrInvalid)}
+		}
+		if seen[op.Key] {
+			return nil, &store.OpError{Op: i, Err: fmt.Errorf("memstore: key %s twice in one request: %w", op.Key, store.ErrInvalid)}
+		}
+		seen[op.Key] = true
+	}
+
+	now := time.Now()
+	// Check every precondition before writing anything (all or nothing).
+	skip := make([]bool, len(req.Ops))
+	for i, op := range req.Ops {
+		k := s.keys[op.Key]
+		live := k.live(now)
+		if op.Kind == store.OpExpire {
+			cur := k.current()
+			skip[i] = !k.expiredUnreaped(now) || (op.ExpectedVersion != nil && cur.Version != *op.ExpectedVersion)
+			continue
+		}
+		if op.ExpectedVersion != nil {
+			var current int64
+			var currentEntry *store.Entry
+			if live != nil {
+				current, currentEntry = live.Version, copyEntry(live.Entry)
+			}
+			if *op.ExpectedVersion != current {
+				typ := store.ConflictConcurrentModification
+				if current == 0 && *op.ExpectedVersion > 0 {
+					typ = store.ConflictDeletedModified
+				}
+				return nil, &store.ConflictError{Op: i, Key: op.Key, Expected: *op.ExpectedVersion, Current: current, CurrentEntry: currentEntry, Type: typ}
+			}
+		}
+		if op.Kind == store.OpDelete && live == nil {
+			return nil, &store.OpError{Op: i, Err: fmt.Errorf("memstore: delete %s: %w", op.Key, store.ErrNotFound)}
+		}
+	}
+	if !slices.Contains(skip, false) {
+		res := &store.WriteResult{Results: make([]store.OpResult, len(req.Ops))}
+		for i := range res.Results {
+			res.Results[i].Skipped = true
+		}
+		return res, nil // every op skipped: nothing written, no revision
+	}
+
+	// Expire tombstones of expired keys this request writes to, each at its own revision.
+	for i, op := range req.Ops {
+		if op.Kind != store.OpExpire && s.keys[op.Key].expiredUnreaped(now) {
+			s.rev++
+			s.append(op.Key, store.WriteOp{Kind: store.OpExpire, Key: op.Key, HistoryLimit: req.Ops[i].HistoryLimit}, store.ChangeExpire, now)
+		}
+	}
+	s.rev++
+	res := &store.WriteResult{Revision: s.rev, Results: make([]store.OpResult, len(req.Ops))}
+	for i, op := range req.Ops {
+		if skip[i] {
+			res.Results[i].Skipped = true
+			continue
+		}
+		k := s.keys[op.Key]
+		var prev *store.Entry
+		if cur := k.current(); cur != nil && !cur.Deleted {
+			prev = copyEntry(cur.Entry) // live: tombstones were written above
+		}
+		var change string
+		switch op.Kind {
+		case store.OpPut:
+			change = store.ChangeCreate
+			if prev != nil {
+				change = store.ChangeUpdate
+			}
+		case store.OpRestore:
+			change = store.ChangeRestore
+		case store.OpDelete:
+			change = store.ChangeDelete
+		case store.OpExpire:
+			change = store.ChangeExpire
+		}
+		v := s.append(op.Key, op, change, now)
+		res.Results[i] = store.OpResult{Entry: *copyEntry(v.Entry), ChangeType: change, Previous: prev}
+	}
+	return res, nil
+}
+
+// append writes the next version of key at the current revision and prunes.
+func (s *memStore) append(key store.Key, op store.WriteOp, change string, now time.Time) store.Version {
+	k := s.keys[key]
+	if k == nil {
+		k = &memKey{}
+		s.keys[key] = k
+	}
+	parent := k.current()
+	v := store.Version{
+		Entry: store.Entry{
+			Key:       key,
+			Version:   1,
+			Revision:  s.rev,
+			CreatedAt: now,
+			UpdatedAt: now,
+			CreatedBy: op.CreatedBy,
+			Metadata:  slices.Clone(op.Metadata),
+		},
+		ChangeType:    change,
+		ChangeSummary: op.ChangeSummary,
+	}
+	parentChain := ""
+	if parent != nil {
+		v.Version, v.ParentVersion, parentChain = parent.Version+1, parent.Version, parent.Chain
+		if !parent.Deleted && change != store.ChangeExpire {
+			v.CreatedAt = parent.CreatedAt
+		}
+	}
+	tombstone := change == store.ChangeDelete || change == store.ChangeExpire
+	if tombstone {
+		v.Deleted = true
+	} else {
+		v.Value, v.Checksum = slices.Clone(op.Value), op.Checksum
+		if op.TTL > 0 {
+			exp := now.Add(op.TTL)
+			v.ExpiresAt = &exp
+		}
+	}
+	v.Chain = store.ChainHash(parentChain, v.Version, change, v.Checksum)
+	k.versions = append(k.versions, v)
+	if op.HistoryLimit > 0 && len(k.versions) > op.HistoryLimit {
+		k.versions = slices.Clone(k.versions[len(k.versions)-op.HistoryLimit:])
+		k.pruned = true
+	}
+	return v
+}
