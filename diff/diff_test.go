@@ -2,6 +2,8 @@ package diff
 
 import (
 	"encoding/json"
+	"errors"
+	"strings"
 	"reflect"
 	"testing"
 
@@ -87,7 +89,7 @@ func jsonValue(depth int) *rapid.Generator[any] {
 			keys := rapid.SliceOfNDistinct(rapid.SampledFrom([]string{"a", "b", "c", "a/b", "m~n", ""}), 0, 4, rapid.ID[string]).Draw(t, "keys")
 			m := map[string]any{}
 			for _, k := range keys {
-				m[k] = jsonValue(depth - 1).Draw(t, "v")
+				m[k] = jsonValue(depth-1).Draw(t, "v")
 			}
 			return m
 		}
@@ -135,4 +137,28 @@ func jsonEqual(t *rapid.T, a, b []byte) bool {
 		t.Fatalf("%s: %v", b, err)
 	}
 	return reflect.DeepEqual(x, y)
+}
+
+func TestApplyPatchErrorsQuoteCallerPaths(t *testing.T) {
+	for _, doc := range []string{`{"a":1}`, `"scalar"`} {
+		p, err := jsonpatch.DecodePatch([]byte(`[{"op":"test","path":"","value":0},{"op":"remove","path":"/nope"}]`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = ApplyPatch(json.RawMessage(doc), p, jsonpatch.NewApplyOptions())
+		if err == nil {
+			t.Fatalf("patch applied to %s", doc)
+		}
+		if !errors.Is(err, jsonpatch.ErrTestFailed) {
+			t.Fatalf("errors.Is(ErrTestFailed) lost through the wrapper: %v", err)
+		}
+		if strings.Contains(err.Error(), "/v") {
+			t.Fatalf("error quotes the internal wrapper path: %v", err)
+		}
+	}
+	p, _ := jsonpatch.DecodePatch([]byte(`[{"op":"remove","path":"/nope"}]`))
+	_, err := ApplyPatch(json.RawMessage(`{"a":1}`), p, jsonpatch.NewApplyOptions())
+	if err == nil || !strings.Contains(err.Error(), "/nope") {
+		t.Fatalf("error %v does not name /nope", err)
+	}
 }

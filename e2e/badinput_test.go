@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"io"
 	"mime"
 	"net/http"
 	"strings"
@@ -75,6 +76,8 @@ func TestBadInputGets4xx(t *testing.T) {
 		{"value 10,000 deep", "PUT", a + "/state/local/x", deep(10000), bad, "invalid_argument"},
 		{"value 100 deep", "PUT", a + "/state/local/x", deep(100), bad, "invalid_argument"},
 		{"value of 2 MiB", "PUT", a + "/state/local/x", `{"value": "` + strings.Repeat("v", 2<<20) + `"}`, tooLarge, "too_large"},
+		{"value of 2 MiB, chunked (no Content-Length)", "PUT", a + "/state/local/x", "chunked:" + `{"value": "` + strings.Repeat("v", 2<<20) + `"}`, tooLarge, "too_large"},
+		{"patch value of 2 MiB", "PATCH", a + "/state/local/doc", `{"merge_patch": {"big": "` + strings.Repeat("v", 2<<20) + `"}}`, tooLarge, "too_large"},
 		{"negative expected_version", "PUT", a + "/state/local/x", `{"value": 1, "expected_version": -1}`, bad, "invalid_argument"},
 		{"expected_version not a number", "PUT", a + "/state/local/x", `{"value": 1, "expected_version": "abc"}`, bad, "invalid_argument"},
 		{"ttl_seconds 0", "PUT", a + "/state/local/x", `{"value": 1, "ttl_seconds": 0}`, bad, "invalid_argument"},
@@ -142,6 +145,10 @@ func TestBadInputGets4xx(t *testing.T) {
 			}
 			if b != "" || tc.method == "PUT" {
 				body = b
+			}
+			if rest, ok := strings.CutPrefix(b, "chunked:"); ok {
+				// A reader of unknown length is sent chunked.
+				body = io.MultiReader(strings.NewReader(rest))
 			}
 			r, err := p.send(t.Context(), tc.method, tc.target, body, header)
 			if err != nil {

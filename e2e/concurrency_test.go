@@ -17,7 +17,7 @@ import (
 func TestNoLostUpdate(t *testing.T) {
 	const (
 		clients    = 8
-		increments = 25
+		increments = 50
 		agent      = "counter-space"
 		tier       = "shared" // keeps every version
 		key        = "stats/counter"
@@ -195,6 +195,80 @@ func TestConditionalWriteContract(t *testing.T) {
 	r.decode(t, &lww)
 	if lww.Version != 4 || !jsonEqual(lww.Value, []byte(`{"n":"lww"}`)) {
 		t.Errorf("%s\nwant 200 with version 4 and value {\"n\":\"lww\"}", r)
+	}
+
+	// A delete with the current version writes a tombstone (version 5).
+	r = p.must(t, http.MethodDelete, target+"?expected_version=4", nil, http.StatusOK)
+	var del struct {
+		Version  int64 `json:"version"`
+		Revision int64 `json:"revision"`
+	}
+	r.decode(t, &del)
+	if del.Version != 5 || del.Revision <= lww.Revision {
+		t.Errorf("%s\nwant tombstone version 5 and a revision above %d", r, lww.Revision)
+	}
+	// Writing over a deleted key with the version seen before the delete is
+	// a deleted_modified conflict.
+	r = p.must(t, http.MethodPut, target, `{"value": "stale", "expected_version": 4}`, http.StatusConflict)
+	if code, _, d, _ := r.apiError(); code != "version_conflict" || d["conflict_type"] != "deleted_modified" {
+		t.Errorf("%s\nwant 409 version_conflict with conflict_type deleted_modified", r)
+	}
+	// Create-only succeeds on a deleted key and continues the numbering.
+	r = p.must(t, http.MethodPut, target, `{"value": "reborn", "expected_version": 0}`, http.StatusCreated)
+	var reborn entry
+	r.decode(t, &reborn)
+	if reborn.Version != 6 {
+		t.Errorf("%s\nwant version 6: a write after a delete continues the version numbering", r)
+	}
+}
+
+// TestCreateOnlyRace checks that of many concurrent create-only writes
+// (expected_version 0) of one key exactly one succeeds (201) and every other
+// gets 409 already_exists, and the winner's value is the one stored.
+func TestCreateOnlyRace(t *testing.T) {
+	const clients = 8
+	p := startServer(t, t.TempDir())
+	for round := range 5 {
+		target := statePath("race-agent", "local", fmt.Sprintf("once/%d", round))
+		var (
+			wg      sync.WaitGroup
+			answers = make([]*response, clients)
+		)
+		for c := range clients {
+			wg.Go(func() {
+				r, err := p.send(context.Background(), http.MethodPut, target, fmt.Sprintf(`{"value": %d, "expected_version": 0}`, c), nil)
+				if err != nil {
+					t.Errorf("client %d: PUT %s: %v", c, target, err)
+					return
+				}
+				answers[c] = r
+			})
+		}
+		wg.Wait()
+		if t.Failed() {
+			t.FailNow()
+		}
+		winner := -1
+		for c, r := range answers {
+			switch code, _, _, _ := r.apiError(); {
+			case r.Status == http.StatusCreated:
+				if winner >= 0 {
+					t.Errorf("two create-only PUTs of %s both succeeded: clients %d and %d", target, winner, c)
+				}
+				winner = c
+			case r.Status == http.StatusConflict && code == "already_exists":
+			default:
+				t.Errorf("client %d: %s\nwant 201, or 409 already_exists", c, r)
+			}
+		}
+		if winner < 0 {
+			t.Fatalf("no create-only PUT of %s succeeded", target)
+		}
+		var e entry
+		p.must(t, http.MethodGet, target, nil, http.StatusOK).decode(t, &e)
+		if e.Version != 1 || string(e.Value) != strconv.Itoa(winner) {
+			t.Errorf("GET %s = version %d value %s; want version 1 and the winner's value %d", target, e.Version, e.Value, winner)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -43,10 +44,16 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 		// only, so its acknowledged versions must be 1, 2, 3, … in order.
 		lastVer = map[string]int64{}
 	)
-	var maxRev int64
+	var (
+		maxRev    int64
+		batchKeys = []string{"batch/a", "batch/b", "batch/c"}
+		batchSeq  int64   // last acknowledged batch
+		batchRevs []int64 // revisions of acknowledged batches
+	)
 	for round := range rounds {
 		p := startServer(t, dataDir)
 		if round > 0 {
+			batchSeq = checkBatch(t, p, agent, tier, batchKeys, batchSeq)
 			// Everything acknowledged before the previous kill is there.
 			// The write in flight at the kill may have landed too: go on
 			// from the versions the keys are at now.
@@ -61,7 +68,7 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 			wg       sync.WaitGroup
 			stop     atomic.Bool
 			nAcked   atomic.Int64
-			failures = make(chan string, writers)
+			failures = make(chan string, writers+1)
 		)
 		for w := range writers {
 			wg.Go(func() {
@@ -99,6 +106,41 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 				}
 			})
 		}
+		// One more writer commits atomic batches of three keys, each batch
+		// writing the same sequence number to all three.
+		wg.Go(func() {
+			for !stop.Load() {
+				seq := batchSeq + 1
+				var ops []string
+				for _, k := range batchKeys {
+					ops = append(ops, fmt.Sprintf(`{"op": "put", "tier": %q, "key": %q, "value": {"seq": %d}}`, tier, k, seq))
+				}
+				body := `{"ops": [` + strings.Join(ops, ",") + `]}`
+				r, err := p.send(context.Background(), http.MethodPost, "/v1/agents/"+agent+"/batch/write", body, nil)
+				if err != nil {
+					if stop.Load() || p.exited() || isTransportErr(err) {
+						return
+					}
+					failures <- fmt.Sprintf("batch writer: %v", err)
+					return
+				}
+				var res struct {
+					Revision int64 `json:"revision"`
+					Results  []struct {
+						Key     string `json:"key"`
+						Version int64  `json:"version"`
+					} `json:"results"`
+				}
+				if r.Status != http.StatusOK || json.Unmarshal(r.Body, &res) != nil || len(res.Results) != len(batchKeys) || res.Revision == 0 {
+					failures <- fmt.Sprintf("batch writer: %s\nwant 200 {revision, results} with %d results", r, len(batchKeys))
+					return
+				}
+				mu.Lock()
+				batchSeq = seq
+				batchRevs = append(batchRevs, res.Revision)
+				mu.Unlock()
+			}
+		})
 		time.Sleep(loadDuration)
 		p.kill9() // mid-load: writers are in flight
 		stop.Store(true)
@@ -113,14 +155,28 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 		if nAcked.Load() == 0 {
 			t.Fatalf("round %d: no write was acknowledged in %v; server stderr tail:\n%s", round, loadDuration, p.stderrTail())
 		}
-		t.Logf("round %d: %d writes acknowledged before SIGKILL", round, nAcked.Load())
+		t.Logf("round %d: %d writes and batch %d acknowledged before SIGKILL", round, nAcked.Load(), batchSeq)
 	}
+	// Each acknowledged change has its own revision.
+	seen := map[int64]string{}
 	for _, a := range acks {
 		maxRev = max(maxRev, a.revision)
+		if prev, dup := seen[a.revision]; dup {
+			t.Errorf("revision %d was answered for two writes: %s and %s v%d", a.revision, prev, a.key, a.version)
+		}
+		seen[a.revision] = fmt.Sprintf("%s v%d", a.key, a.version)
+	}
+	for _, r := range batchRevs {
+		maxRev = max(maxRev, r)
+		if prev, dup := seen[r]; dup {
+			t.Errorf("revision %d was answered for a batch and for %s", r, prev)
+		}
+		seen[r] = "a batch"
 	}
 
 	p := startServer(t, dataDir)
 	checkAcks(t, p, agent, tier, acks, lastVer)
+	checkBatch(t, p, agent, tier, batchKeys, batchSeq)
 
 	// The revision keeps growing after a restart: no revision is reused.
 	e := p.putValue(t, agent, tier, "after-restart", map[string]any{"ok": true})
@@ -131,6 +187,46 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 	if e2.Revision <= e.Revision {
 		t.Errorf("second PUT after restart got revision %d; want > %d", e2.Revision, e.Revision)
 	}
+}
+
+// checkBatch checks that the batch keys were written all or nothing: the
+// three hold the same sequence number at the same version and revision,
+// which is the last acknowledged batch or the one in flight at the kill. It
+// returns the sequence number found.
+func checkBatch(t *testing.T, p *proc, agent, tier string, keys []string, acked int64) int64 {
+	t.Helper()
+	var (
+		first entry
+		seq   int64
+	)
+	for i, k := range keys {
+		e, ok := p.getEntry(t, agent, tier, k)
+		if !ok {
+			if acked > 0 {
+				t.Errorf("GET %s after restart: 404, but %d batches writing it were acknowledged", statePath(agent, tier, k), acked)
+			}
+			continue
+		}
+		var v struct {
+			Seq int64 `json:"seq"`
+		}
+		if err := json.Unmarshal(e.Value, &v); err != nil {
+			t.Errorf("GET %s: value %s: %v", statePath(agent, tier, k), e.Value, err)
+			continue
+		}
+		if i == 0 {
+			first, seq = e, v.Seq
+			if seq < acked || seq > acked+1 {
+				t.Errorf("GET %s after restart: batch seq %d; want %d (last acknowledged batch) or %d (the one in flight)", statePath(agent, tier, k), seq, acked, acked+1)
+			}
+			continue
+		}
+		if v.Seq != seq || e.Version != first.Version || e.Revision != first.Revision {
+			t.Errorf("a batch was not all or nothing across the kill: %s has seq %d version %d revision %d, %s has seq %d version %d revision %d",
+				keys[0], seq, first.Version, first.Revision, k, v.Seq, e.Version, e.Revision)
+		}
+	}
+	return seq
 }
 
 // checkAcks checks that every acknowledged write reads back: the current

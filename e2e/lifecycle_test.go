@@ -200,3 +200,49 @@ func TestTTLExpiresOverHTTP(t *testing.T) {
 		t.Errorf("%s\nwant a write after expiry to create version 3 without expires_at", r)
 	}
 }
+
+// TestTTLAcrossRestart checks that expiry is durable state, not a timer in
+// the process: an entry whose TTL passes while the server is down reads 404
+// after a restart and then gets its expire version; a long TTL keeps its
+// expires_at across the restart; and the session tier's default TTL (1 h)
+// applies when none is given.
+func TestTTLAcrossRestart(t *testing.T) {
+	const agent = "ttl-restart"
+	dataDir := t.TempDir()
+	p := startServer(t, dataDir)
+	short := statePath(agent, "persistent", "short")
+	long := statePath(agent, "persistent", "long")
+	sess := statePath(agent, "session", "s1/tool")
+	p.must(t, http.MethodPut, short, `{"value": 1, "ttl_seconds": 1}`, http.StatusCreated)
+	var el, es entry
+	p.must(t, http.MethodPut, long, `{"value": 2, "ttl_seconds": 3600}`, http.StatusCreated).decode(t, &el)
+	p.must(t, http.MethodPut, sess, `{"value": 3}`, http.StatusCreated).decode(t, &es)
+	if es.ExpiresAt == nil {
+		t.Errorf("session-tier PUT without ttl_seconds: expires_at is null; want the tier's default TTL (1 h)")
+	} else if exp, err := time.Parse(time.RFC3339Nano, *es.ExpiresAt); err != nil || time.Until(exp) < 59*time.Minute || time.Until(exp) > 61*time.Minute {
+		t.Errorf("session-tier PUT without ttl_seconds: expires_at %s; want about 1 h from now (err %v)", *es.ExpiresAt, err)
+	}
+	if code, _, ok := p.terminate(stopTimeout); !ok || code != 0 {
+		t.Fatalf("SIGTERM: exit %d (exited %v); stderr:\n%s", code, ok, p.stderrTail())
+	}
+
+	time.Sleep(1500 * time.Millisecond) // the short TTL passes while the server is down
+	p = startServer(t, dataDir)
+	checkErrorAnswer(t, p.do(t, http.MethodGet, short, nil), http.StatusNotFound, "not_found")
+	if e, ok := p.getEntry(t, agent, "persistent", "long"); !ok || e.ExpiresAt == nil || el.ExpiresAt == nil || *e.ExpiresAt != *el.ExpiresAt {
+		t.Errorf("after restart the long-TTL entry reads %+v (found %v); want expires_at %v unchanged", e, ok, el.ExpiresAt)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var h historyAnswer
+		hr := p.must(t, http.MethodGet, historyPath(agent, "persistent", "short"), nil, http.StatusOK)
+		hr.decode(t, &h)
+		if len(h.Versions) > 0 && h.Versions[0].ChangeType == "expire" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no expire version 5 s after a restart past the TTL: %s", hr)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

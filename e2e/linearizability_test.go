@@ -92,8 +92,8 @@ var registerModel = porcupine.Model{
 // sequential versioned register with porcupine.
 func TestLinearizableKey(t *testing.T) {
 	const (
-		clients      = 6
-		opsPerClient = 60
+		clients      = 8
+		opsPerClient = 150
 		agent        = "lin-space"
 		tier         = "shared"
 		key          = "register"

@@ -154,6 +154,9 @@ func (m *Manager) BatchGet(ctx context.Context, agentID string, tks []TierKey, c
 	if err := m.checkOpen(); err != nil {
 		return nil, err
 	}
+	if err := keys.ValidateAgentID(agentID); err != nil {
+		return nil, invalid(err, -1)
+	}
 	if err := checkConsistency(consistency); err != nil {
 		return nil, err
 	}
@@ -313,4 +316,3 @@ func decodeCursor(c string) (string, error) {
 	}
 	return "", &InvalidArgumentError{Field: "cursor", Op: -1, Message: "cursor is not one this server issued"}
 }
-

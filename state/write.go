@@ -427,11 +427,11 @@ func (m *Manager) parsePatch(jp, mp json.RawMessage, opIndex int) (func(*Entry) 
 	case !hasJP && !hasMP:
 		return nil, &InvalidArgumentError{Field: "json_patch", Op: opIndex, Message: prefixOp(opIndex, "a patch needs json_patch (RFC 6902) or merge_patch (RFC 7386)")}
 	}
-	limits := jsonvalue.Limits{MaxBytes: m.limits.MaxBytes, MaxDepth: m.limits.MaxDepth + 2}
 	if hasMP {
-		doc, err := jsonvalue.Check(mp, limits)
+		// A merge patch is shaped like the value it patches: same limits.
+		doc, err := jsonvalue.Check(mp, m.limits)
 		if err != nil {
-			return nil, valueError(err, opIndex)
+			return nil, fieldError(fmt.Errorf("merge_patch: %w", err), "merge_patch", opIndex)
 		}
 		return func(cur *Entry) (json.RawMessage, error) {
 			out, err := jsonpatch.MergePatch(cur.Value, doc)
@@ -441,9 +441,16 @@ func (m *Manager) parsePatch(jp, mp json.RawMessage, opIndex int) (func(*Entry) 
 			return out, nil
 		}, nil
 	}
-	raw, err := jsonvalue.Check(jp, limits)
+	// The ops array and an op object add two levels around the values they
+	// carry; the values themselves are held to the value limit when the
+	// result is written.
+	raw, err := jsonvalue.Check(jp, jsonvalue.Limits{MaxBytes: m.limits.MaxBytes, MaxDepth: m.limits.MaxDepth + 2})
 	if err != nil {
-		return nil, valueError(err, opIndex)
+		var le *jsonvalue.LimitError
+		if errors.As(err, &le) && errors.Is(err, jsonvalue.ErrInvalid) && le.Limit > 0 {
+			return nil, &InvalidArgumentError{Field: "json_patch", Op: opIndex, Message: prefixOp(opIndex, fmt.Sprintf("json_patch carries values nested deeper than the limit of %d", m.limits.MaxDepth))}
+		}
+		return nil, fieldError(fmt.Errorf("json_patch: %w", err), "json_patch", opIndex)
 	}
 	patch, err := jsonpatch.DecodePatch(raw)
 	if err != nil || raw[0] != '[' {
@@ -555,12 +562,15 @@ func withOp(err error, op int) error {
 	return err
 }
 
-func valueError(err error, op int) error {
+func valueError(err error, op int) error { return fieldError(err, "value", op) }
+
+// fieldError maps a jsonvalue error on a field to the engine's errors.
+func fieldError(err error, field string, op int) error {
 	var le *jsonvalue.LimitError
 	if errors.As(err, &le) && errors.Is(err, jsonvalue.ErrTooLarge) {
 		return &TooLargeError{Message: prefixOp(op, le.Reason), Limit: le.Limit, Actual: le.Actual}
 	}
-	return &InvalidArgumentError{Field: "value", Op: op, Message: prefixOp(op, err.Error())}
+	return &InvalidArgumentError{Field: field, Op: op, Message: prefixOp(op, err.Error())}
 }
 
 func prefixOp(op int, msg string) string {

@@ -7,11 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -147,30 +145,13 @@ func runServer(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           server.New(m, server.Options{Logger: log}).Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	srv := server.New(m, server.Options{Logger: log, ShutdownTimeout: cfg.ShutdownTimeout})
 	log.Info("agentstate serving", "listen", ln.Addr().String(), "data_dir", cfg.DataDir, "store", "sqlite")
-
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("shutting down: draining connections", "timeout", cfg.ShutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("drain incomplete", "err", err)
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+	// Serve returns once ctx ends and open requests have drained.
+	if err := srv.Serve(ctx, ln); err != nil {
 		return err
 	}
+	log.Info("drained; closing the store")
 	if err := m.Close(); err != nil {
 		return fmt.Errorf("closing the store: %w", err)
 	}

@@ -97,6 +97,7 @@ func testConcurrency(t *testing.T, newStore factory) {
 			}
 		}
 		requireChain(t, h)
+		require.Equal(t, int64(n+1), currentRevision(t, s), "CurrentRevision: failed attempts take no revision")
 		t.Logf("%d increments took %d attempts", n, attempts)
 	})
 

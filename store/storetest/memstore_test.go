@@ -162,7 +162,7 @@ func (s *memStore) List(ctx context.Context, req store.ListRequest) (*store.List
 		if v := k.live(now); v != nil {
 			e := copyEntry(v.Entry)
 			if req.KeysOnly {
-				_ = e
+				e.Value = nil
 			}
 			entries = append(entries, *e)
 		}

@@ -5,16 +5,19 @@
 //
 //	func TestConformance(t *testing.T) {
 //		storetest.Run(t, func(t testing.TB) store.Store {
-//			s, err := sqlite.Open(filepath.Join(t.TempDir(), "state.db"))
+//			s, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{})
 //			require.NoError(t, err)
-//			t.Cleanup(func() { s.Close() })
+//			t.Cleanup(func() { require.NoError(t, s.Close()) })
 //			return s
 //		})
 //	}
 //
-// Run covers versions, revisions, compare-and-set, concurrency, tombstones,
-// TTL, batches, listing, history and its limits, and at-revision reads; every
-// group is a subtest and every case gets a fresh store from newStore.
+// Run covers the lifecycle (Ping, cancelled context, ErrClosed), versions,
+// revisions, compare-and-set, concurrency, tombstones, TTL, batches, listing,
+// history and its limits, and at-revision reads; every group is a subtest,
+// table-driven where it fits, and every case gets a fresh store from newStore
+// (only read-only tables share the store of their setup). Nothing runs in
+// parallel.
 // RunBenchmarks holds the benchmarks every store shares.
 //
 // The suite treats checksums as opaque strings (the engine computes them), so
@@ -94,6 +97,7 @@ func by(principal string) opt        { return func(op *store.WriteOp) { op.Creat
 func keep(n int) opt                 { return func(op *store.WriteOp) { op.HistoryLimit = n } }
 func withMeta(m string) opt          { return func(op *store.WriteOp) { op.Metadata = []byte(m) } }
 func withSummary(summary string) opt { return func(op *store.WriteOp) { op.ChangeSummary = summary } }
+
 func apply(op store.WriteOp, opts []opt) store.WriteOp {
 	for _, o := range opts {
 		o(&op)

@@ -276,7 +276,7 @@ func runEtcd(ctx context.Context, c config, work string, keys []string, rep *har
 	}
 	if readBufferCopyBug(v) {
 		rep.Notes = append(rep.Notes, "etcd "+v+" predates 3.4.24: every read copies the backend's whole read buffer, "+
-			"which grows with write bursts (60% of etcd CPU in a profile of the get phase here); fixed upstream by "+
+			"which grows with write bursts (about 60% of etcd CPU in a profile of this get phase on a 2-core machine); fixed upstream by "+
 			"etcd-io/etcd#12933, backported to 3.4.24 by #15195. Its get numbers understate etcd >= 3.4.24/3.5; "+
 			"use --etcd-bin with a newer etcd for published comparisons")
 	}
