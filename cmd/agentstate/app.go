@@ -168,8 +168,15 @@ func detailLines(e *client.Error) []string {
 		if d.StateKey != "" {
 			lines = append(lines, "key:               "+d.StateKey)
 		}
-		if e.Code == client.CodeAlreadyExists || d.LocalVersion != 0 || d.RemoteVersion != 0 {
-			lines = append(lines, fmt.Sprintf("expected version:  %s", expectedDesc(d.LocalVersion)))
+		// local_version is the expected_version sent; 0 means "create only"
+		// for already_exists and "none sent" otherwise (a failed test op).
+		switch {
+		case e.Code == client.CodeAlreadyExists:
+			lines = append(lines, "expected version:  0 (create only)")
+		case d.LocalVersion != 0:
+			lines = append(lines, fmt.Sprintf("expected version:  %d", d.LocalVersion))
+		}
+		if e.Code == client.CodeAlreadyExists || d.RemoteVersion != 0 {
 			lines = append(lines, fmt.Sprintf("current version:   %d", d.RemoteVersion))
 		}
 		if d.ConflictType != "" {
@@ -209,11 +216,4 @@ func detailLines(e *client.Error) []string {
 		lines = append(lines, k+": "+preview(m[k], 200))
 	}
 	return lines
-}
-
-func expectedDesc(v int64) string {
-	if v == 0 {
-		return "0 (create only)"
-	}
-	return fmt.Sprint(v)
 }

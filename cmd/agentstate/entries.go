@@ -521,7 +521,7 @@ func (s *session) list(tiers []string, opts client.ListOptions, all bool) error 
 	}
 	for _, tier := range tiers {
 		if c, ok := more[tier]; ok {
-			fmt.Fprintf(s.stderr, "more entries: use --all, or continue with: agentstate ls %s --cursor %s\n", tier, c)
+			fmt.Fprintf(s.stderr, "more entries in %s: use --all, or run again with: %s --cursor %s\n", tier, tier, c)
 		}
 	}
 	if s.json() {

@@ -128,13 +128,13 @@ func diffLines(raw json.RawMessage, color bool) []string {
 		type change struct{ path, line string }
 		var cs []change
 		for p, v := range d.Added {
-			cs = append(cs, change{p, paint(color, ansiGreen, "+ "+p+": "+preview(v, width))})
+			cs = append(cs, change{p, paint(color, ansiGreen, "+ "+pointer(p)+": "+preview(v, width))})
 		}
 		for p, v := range d.Modified {
-			cs = append(cs, change{p, paint(color, ansiYellow, "~ "+p+": "+preview(v.Old, width/2)+" -> "+preview(v.New, width/2))})
+			cs = append(cs, change{p, paint(color, ansiYellow, "~ "+pointer(p)+": "+preview(v.Old, width/2)+" -> "+preview(v.New, width/2))})
 		}
 		for _, p := range d.Removed {
-			cs = append(cs, change{p, paint(color, ansiRed, "- "+p)})
+			cs = append(cs, change{p, paint(color, ansiRed, "- "+pointer(p))})
 		}
 		sort.SliceStable(cs, func(i, j int) bool { return cs[i].path < cs[j].path })
 		for _, c := range cs {
@@ -150,8 +150,17 @@ func diffLines(raw json.RawMessage, color bool) []string {
 	return []string{preview(raw, 200)}
 }
 
+// pointer shows a JSON Pointer; the empty one is the whole value.
+func pointer(p string) string {
+	if p == "" {
+		return "(root)"
+	}
+	return p
+}
+
 // patchOpLine renders one RFC 6902 op in the style of diffLines.
 func patchOpLine(op client.PatchOp, color bool) string {
+	op.Path, op.From = pointer(op.Path), pointer(op.From)
 	switch op.Op {
 	case "add":
 		return paint(color, ansiGreen, "+ "+op.Path+": "+preview(op.Value, 100))

@@ -239,7 +239,7 @@ func TestCommands(t *testing.T) {
 			exs: []exchange{{method: "GET", path: "/v1/agents/default/state/local", query: "pattern=prefs/*&values=false",
 				reply: `{"entries":[` + entry("local", "prefs/ui", `null`, 3, 1042) + `],"next_cursor":"cur1"}`}},
 			wantOut: "KEY       VERSION  REVISION  UPDATED\nprefs/ui  3        1042      2025-01-03T04:05:06Z\n",
-			errHas:  []string{"more entries: use --all, or continue with: agentstate ls local --cursor cur1"},
+			errHas:  []string{"more entries in local: use --all, or run again with: local --cursor cur1\n"},
 		},
 		// ls --all follows the cursors; -o json merges the pages' entries.
 		{
@@ -306,7 +306,7 @@ func TestCommands(t *testing.T) {
 				"version 2  update  revision 20  by u  2025-01-03T04:05:06Z  \"s\"\n" +
 				"  ~ /a: 1 -> 2\n  + /b: true\n  - /c\n" +
 				"version 1  create  revision 10  by u  2025-01-02T04:05:06Z\n" +
-				"  + : {\"a\":1}\n",
+				"  + (root): {\"a\":1}\n",
 		},
 		// history -o json.
 		{
@@ -438,12 +438,13 @@ func TestCommands(t *testing.T) {
 			wantCode: 2,
 			errHas:   []string{`invalid argument "ten" for "--limit"`},
 		},
-		// The placeholder serve command fails at run time.
+		// serve is wired into the root; a wrong serve command line is a
+		// usage error (the server is never started by these tests).
 		{
-			name:     "serve-placeholder",
-			args:     []string{"serve"},
-			wantCode: 1,
-			errHas:   []string{"error: not yet wired"},
+			name:     "serve/usage",
+			args:     []string{"serve", "extra"},
+			wantCode: 2,
+			errHas:   []string{"error: ", "Run 'agentstate serve --help' for usage."},
 		},
 	}
 	for _, tt := range tests {
@@ -512,6 +513,12 @@ func TestHelp(t *testing.T) {
 	} {
 		require.Contains(t, out, line)
 	}
+	code, out, _ = runCLI(t, []string{"serve", "--help"}, nil, "")
+	require.Equal(t, 0, code)
+	require.Contains(t, out, "agentstate serve")
+	require.Contains(t, out, "--listen")
+	require.Contains(t, out, "--server", "the client's global flags show under serve too")
+
 	code, out, _ = runCLI(t, []string{"put", "--help"}, nil, "")
 	require.Equal(t, 0, code)
 	require.Contains(t, out, "agentstate put <tier> <key> [<json> | -]")
