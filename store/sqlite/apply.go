@@ -9,23 +9,31 @@ import (
 	"github.com/agentstate/agentstate/store"
 )
 
-// curRow is a key's row of agent_states as the writer reads it.
+// curRow is a key's row of agent_states as the writer knows it. Strings
+// (not byte slices) so that a cached row is immutable; "" stands for NULL in
+// value and metadata (a live value is never empty).
 type curRow struct {
 	exists        bool
 	rowid         int64
 	version       int64
 	revision      int64
-	value         []byte
+	value         string
 	checksum      string
 	chain         string
 	createdAt     int64
 	updatedAt     int64
 	expiresAt     sql.NullInt64
 	createdBy     string
-	metadata      []byte
+	metadata      string
 	deleted       bool
 	minVersion    int64
 	firstRevision int64
+}
+
+// size approximates the memory a cached row holds.
+func (c *curRow) size(k store.Key) int {
+	return 160 + len(k.AgentID) + len(k.Tier) + len(k.Key) + len(c.value) + len(c.checksum) + len(c.chain) +
+		len(c.createdBy) + len(c.metadata)
 }
 
 // expired reports whether the row is a live version whose TTL has passed.
@@ -41,15 +49,19 @@ func (c *curRow) live(now int64) bool {
 func (c *curRow) entry(k store.Key) *store.Entry {
 	e := &store.Entry{
 		Key:       k,
-		Value:     json.RawMessage(c.value),
 		Version:   c.version,
 		Revision:  c.revision,
 		CreatedAt: unixNano(c.createdAt),
 		UpdatedAt: unixNano(c.updatedAt),
 		CreatedBy: c.createdBy,
 		Checksum:  c.checksum,
-		Metadata:  rawOrNil(c.metadata),
 		Deleted:   c.deleted,
+	}
+	if c.value != "" && !c.deleted {
+		e.Value = json.RawMessage(c.value)
+	}
+	if c.metadata != "" {
+		e.Metadata = json.RawMessage(c.metadata)
 	}
 	if c.expiresAt.Valid {
 		t := unixNano(c.expiresAt.Int64)
@@ -58,12 +70,18 @@ func (c *curRow) entry(k store.Key) *store.Entry {
 	return e
 }
 
+// loadCur returns the current row of k: from the writer's cache, else from
+// the database (within the open transaction).
 func (w *writer) loadCur(k store.Key) (curRow, error) {
+	if c, ok := w.cache.get(k); ok {
+		return *c, nil
+	}
 	var c curRow
+	var value, metadata sql.NullString
 	var deleted int64
 	err := w.st.selCur.QueryRowContext(bg, k.AgentID, k.Tier, k.Key).Scan(
-		&c.rowid, &c.version, &c.revision, &c.value, &c.checksum, &c.chain, &c.createdAt, &c.updatedAt,
-		&c.expiresAt, &c.createdBy, &c.metadata, &deleted, &c.minVersion, &c.firstRevision)
+		&c.rowid, &c.version, &c.revision, &value, &c.checksum, &c.chain, &c.createdAt, &c.updatedAt,
+		&c.expiresAt, &c.createdBy, &metadata, &deleted, &c.minVersion, &c.firstRevision)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return curRow{}, nil
@@ -72,6 +90,8 @@ func (w *writer) loadCur(k store.Key) (curRow, error) {
 	}
 	c.exists = true
 	c.deleted = deleted != 0
+	c.value, c.metadata = value.String, metadata.String
+	w.cache.put(k, &c)
 	return c, nil
 }
 
@@ -188,6 +208,7 @@ func (w *writer) execute(req store.WriteRequest, plans []opPlan, now time.Time, 
 		var changeType string
 		var value any
 		var expiresAt any
+		var row curRow // the new current row, for the writer's cache
 		switch op.Kind {
 		case store.OpPut, store.OpRestore:
 			switch {
@@ -204,11 +225,13 @@ func (w *writer) execute(req store.WriteRequest, plans []opPlan, now time.Time, 
 			e.Value = op.Value
 			e.Checksum = op.Checksum
 			value = string(op.Value)
+			row.value = value.(string)
 			if op.TTL > 0 {
 				exp := nowNs + int64(op.TTL)
 				t := unixNano(exp)
 				e.ExpiresAt = &t
 				expiresAt = exp
+				row.expiresAt = sql.NullInt64{Int64: exp, Valid: true}
 			}
 		case store.OpDelete:
 			changeType = store.ChangeDelete
@@ -219,7 +242,11 @@ func (w *writer) execute(req store.WriteRequest, plans []opPlan, now time.Time, 
 		}
 		e.CreatedAt = unixNano(createdAt)
 		chain = store.ChainHash(chain, e.Version, changeType, e.Checksum)
-		metadata := textOrNil(op.Metadata)
+		var metadata any
+		if len(op.Metadata) > 0 {
+			row.metadata = string(op.Metadata)
+			metadata = row.metadata
+		}
 		if _, err := w.st.insVersion.ExecContext(bg, k.AgentID, k.Tier, k.Key, e.Version, version, rev,
 			changeType, value, e.Checksum, chain, createdAt, nowNs, expiresAt, op.CreatedBy, op.ChangeSummary,
 			metadata); err != nil {
@@ -231,17 +258,26 @@ func (w *writer) execute(req store.WriteRequest, plans []opPlan, now time.Time, 
 				return nil, 0, err
 			}
 		}
-		var err error
+		rowid := cur.rowid
 		if cur.exists {
-			_, err = w.st.updCur.ExecContext(bg, e.Version, rev, value, e.Checksum, chain, createdAt, nowNs,
-				expiresAt, op.CreatedBy, metadata, e.Deleted, minVersion, cur.rowid)
+			if _, err := w.st.updCur.ExecContext(bg, e.Version, rev, value, e.Checksum, chain, createdAt, nowNs,
+				expiresAt, op.CreatedBy, metadata, e.Deleted, minVersion, rowid); err != nil {
+				return nil, 0, err
+			}
 		} else {
-			_, err = w.st.insCur.ExecContext(bg, e.Version, rev, value, e.Checksum, chain, createdAt, nowNs,
+			r, err := w.st.insCur.ExecContext(bg, e.Version, rev, value, e.Checksum, chain, createdAt, nowNs,
 				expiresAt, op.CreatedBy, metadata, e.Deleted, minVersion, firstRevision, k.AgentID, k.Tier, k.Key)
+			if err != nil {
+				return nil, 0, err
+			}
+			if rowid, err = r.LastInsertId(); err != nil {
+				return nil, 0, err
+			}
 		}
-		if err != nil {
-			return nil, 0, err
-		}
+		row.exists, row.rowid, row.version, row.revision = true, rowid, e.Version, rev
+		row.checksum, row.chain, row.createdAt, row.updatedAt = e.Checksum, chain, createdAt, nowNs
+		row.createdBy, row.deleted, row.minVersion, row.firstRevision = op.CreatedBy, e.Deleted, minVersion, firstRevision
+		w.staged = append(w.staged, stagedRow{k, row})
 		res.Results[i] = store.OpResult{Entry: e, ChangeType: changeType, Previous: p.prev}
 	}
 	return res, rev, nil
@@ -253,12 +289,4 @@ func rawOrNil(b []byte) json.RawMessage {
 		return nil
 	}
 	return json.RawMessage(b)
-}
-
-// textOrNil binds b as TEXT, or NULL when empty.
-func textOrNil(b []byte) any {
-	if len(b) == 0 {
-		return nil
-	}
-	return string(b)
 }

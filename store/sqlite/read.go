@@ -15,9 +15,9 @@ import (
 // each connection as it is first used).
 type readStmts struct {
 	getCur, getVersion, getAtRev, keyInfo *sql.Stmt
-	list, listBounded                    *sql.Stmt
-	history                              *sql.Stmt
-	expired                              *sql.Stmt
+	list, listBounded                     *sql.Stmt
+	history                               *sql.Stmt
+	expired                               *sql.Stmt
 }
 
 const (

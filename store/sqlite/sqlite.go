@@ -18,8 +18,18 @@
 // has exactly one connection, owned by one goroutine that drains every queued
 // WriteRequest into one transaction (group commit: one fsync for many
 // writers); each request runs inside its own SAVEPOINT so a failing request is
-// undone alone. The reader handle is a pool of query_only connections; WAL
-// gives them snapshot reads that never wait behind the writer.
+// undone alone. Preconditions (compare-and-set, delete of an absent key) are
+// all checked before a request writes anything. The reader handle is a pool
+// of query_only connections; WAL gives them snapshot reads that never wait
+// behind the writer. WAL checkpoints run in the background (checkpoint.go),
+// not in the writer's COMMIT, and the writer caches current rows
+// (cache.go). A flock on dir/agentstate.lock keeps a second store (in this
+// or another process) off the same directory, since the writer's revision
+// counter and row cache assume they are the only writer.
+//
+// Measured on a 2-core machine with synchronous=FULL and ~400 B values
+// (BenchmarkWrite): ~7k durable writes/s from one goroutine, ~19-24k/s from
+// 64 goroutines at ~28 writes per transaction.
 package sqlite
 
 import (
@@ -42,7 +52,11 @@ import (
 )
 
 // FileName is the database file created in the directory given to Open.
-const FileName = "agentstate.db"
+// LockFileName, beside it, is held locked while a Store is open.
+const (
+	FileName     = "agentstate.db"
+	LockFileName = "agentstate.lock"
+)
 
 // Defaults of Options.
 const (
@@ -50,6 +64,16 @@ const (
 	DefaultMaxBatch      = 256
 	DefaultMaxBatchBytes = 1 << 20
 	DefaultBusyTimeout   = 5 * time.Second
+	DefaultRowCacheBytes = 8 << 20
+	// DefaultCheckpointInterval is the minimum time between two background
+	// checkpoints.
+	DefaultCheckpointInterval = 50 * time.Millisecond
+	// autocheckpointPages is the writer's own (fallback) automatic checkpoint
+	// threshold in WAL pages; the background checkpointer normally keeps the
+	// WAL far below it.
+	autocheckpointPages = 10000
+	// journalSizeLimit truncates the WAL file back to this size after a reset.
+	journalSizeLimit = 64 << 20
 )
 
 // Options tune the store. The zero value is durable and sensible.
@@ -69,6 +93,12 @@ type Options struct {
 	ReadConns int
 	// BusyTimeout is SQLite's busy_timeout (default 5s).
 	BusyTimeout time.Duration
+	// RowCacheBytes bounds the writer's cache of current rows (default 8 MiB;
+	// negative disables it).
+	RowCacheBytes int
+	// CheckpointInterval is the minimum time between two background WAL
+	// checkpoints (default 50ms).
+	CheckpointInterval time.Duration
 	// Now is the writer's clock: the commit time of a write (UpdatedAt, TTL
 	// base, the expiry check of writes). Default time.Now; tests may inject a
 	// fake clock so that it agrees with the Now they pass to reads.
@@ -80,7 +110,7 @@ func (o *Options) setDefaults() error {
 	switch o.Synchronous {
 	case "":
 		o.Synchronous = DefaultSynchronous
-	case "FULL", "EXTRA", "NORMAL", "OFF":
+	case "FULL", "EXTRA", "NORMAL":
 	default:
 		return fmt.Errorf("store/sqlite: synchronous %q: want FULL, EXTRA or NORMAL: %w", o.Synchronous, store.ErrInvalid)
 	}
@@ -96,6 +126,15 @@ func (o *Options) setDefaults() error {
 	if o.BusyTimeout <= 0 {
 		o.BusyTimeout = DefaultBusyTimeout
 	}
+	switch {
+	case o.RowCacheBytes == 0:
+		o.RowCacheBytes = DefaultRowCacheBytes
+	case o.RowCacheBytes < 0:
+		o.RowCacheBytes = 0
+	}
+	if o.CheckpointInterval <= 0 {
+		o.CheckpointInterval = DefaultCheckpointInterval
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -107,6 +146,7 @@ func (o *Options) setDefaults() error {
 type Store struct {
 	opts Options
 	path string
+	lock *os.File // flock on LockFileName
 
 	wdb *sql.DB // writer handle: one connection, used only by the writer goroutine
 	rdb *sql.DB // reader pool (query_only)
@@ -116,14 +156,18 @@ type Store struct {
 	quit  chan struct{} // closed by Close: the writer stops taking requests
 	done  chan struct{} // closed when the writer goroutine has exited
 
+	ckptKick chan struct{} // the writer committed new WAL frames
+	ckptDone chan struct{} // closed when the checkpointer has exited
+
 	committed atomic.Int64 // revision of the latest committed request
 	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
 
 	stats struct {
-		batches  atomic.Int64 // committed transactions that wrote something
-		requests atomic.Int64 // committed requests that took a revision
+		batches     atomic.Int64 // committed transactions that wrote something
+		requests    atomic.Int64 // committed requests that took a revision
+		checkpoints atomic.Int64 // background checkpoints run
 	}
 
 	rs readStmts
@@ -137,11 +181,14 @@ type Stats struct {
 	Batches int64
 	// Requests is the number of committed WriteRequests that took a revision.
 	Requests int64
+	// Checkpoints is the number of background WAL checkpoints run.
+	Checkpoints int64
 }
 
 // Stats returns the writer's counters.
 func (s *Store) Stats() Stats {
-	return Stats{Batches: s.stats.batches.Load(), Requests: s.stats.requests.Load()}
+	return Stats{Batches: s.stats.batches.Load(), Requests: s.stats.requests.Load(),
+		Checkpoints: s.stats.checkpoints.Load()}
 }
 
 // Path returns the database file's path.
@@ -163,18 +210,27 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store/sqlite: %w", err)
 	}
+	lock, err := lockDir(filepath.Join(dir, LockFileName))
+	if err != nil {
+		return nil, err
+	}
 	s := &Store{
 		opts:  opts,
 		path:  path,
+		lock:  lock,
 		queue: make(chan *writeReq, 2*opts.MaxBatch),
 		quit:  make(chan struct{}),
 		done:  make(chan struct{}),
+
+		ckptKick: make(chan struct{}, 1),
+		ckptDone: make(chan struct{}),
 	}
 	if err := s.open(ctx); err != nil {
 		s.closeDBs()
 		return nil, err
 	}
 	go s.w.run()
+	go s.checkpointer()
 	return s, nil
 }
 
@@ -194,7 +250,8 @@ func (s *Store) open(ctx context.Context) error {
 	wp.Set("_synchronous", s.opts.Synchronous)
 	wp.Set("_txlock", "immediate")
 	wp.Add("_pragma", "foreign_keys(0)")
-	wp.Add("_pragma", "wal_autocheckpoint(0)")
+	wp.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", autocheckpointPages))
+	wp.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", journalSizeLimit))
 	wdb, err := sql.Open("sqlite", dsn(s.path, wp))
 	if err != nil {
 		return fmt.Errorf("store/sqlite: open writer: %w", err)
@@ -242,6 +299,7 @@ func (s *Store) Close() error {
 		s.closed.Store(true)
 		close(s.quit)
 		<-s.done
+		<-s.ckptDone
 		s.closeErr = s.closeDBs()
 	})
 	return s.closeErr
@@ -259,6 +317,8 @@ func (s *Store) closeDBs() error {
 	if s.wdb != nil {
 		errs = append(errs, s.wdb.Close())
 	}
+	errs = append(errs, unlockDir(s.lock))
+	s.lock = nil
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("store/sqlite: close: %w", err)
 	}

@@ -1,12 +1,15 @@
 package sqlite
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,7 +22,83 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(kill9Env); dir != "" {
+		kill9Child(dir) // never returns: the parent kills this process
+	}
 	goleak.VerifyTestMain(m)
+}
+
+const kill9Env = "AGENTSTATE_SQLITE_KILL9_DIR"
+
+// kill9Child writes from 8 goroutines forever and prints each acknowledged
+// write as "key version revision".
+func kill9Child(dir string) {
+	s, err := Open(context.Background(), dir, Options{})
+	if err != nil {
+		fmt.Println("open:", err)
+		os.Exit(2)
+	}
+	var mu sync.Mutex
+	for g := range 8 {
+		go func() {
+			for i := 0; ; i++ {
+				key := k(fmt.Sprintf("g%d/%d", g, i%10))
+				res, err := write(s, put(key, fmt.Sprintf(`{"i":%d}`, i)))
+				if err != nil {
+					fmt.Println("write:", err)
+					os.Exit(2)
+				}
+				mu.Lock()
+				fmt.Printf("%s %d %d\n", key.Key, res.Results[0].Entry.Version, res.Revision)
+				mu.Unlock()
+			}
+		}()
+	}
+	select {}
+}
+
+// TestKill9 kills a writing process with SIGKILL and checks that every write
+// it acknowledged is in the store after reopening.
+func TestKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns a process")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), kill9Env+"="+dir)
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	acked := map[string]int64{}
+	var maxRev int64
+	sc := bufio.NewScanner(out)
+	for len(acked) < 80 || maxRev < 2000 {
+		require.True(t, sc.Scan(), "child output ended: %v", sc.Err())
+		var key string
+		var ver, rev int64
+		_, err := fmt.Sscanf(sc.Text(), "%s %d %d", &key, &ver, &rev)
+		require.NoError(t, err, "child said %q", sc.Text())
+		acked[key] = max(acked[key], ver)
+		maxRev = max(maxRev, rev)
+	}
+	require.NoError(t, cmd.Process.Kill())
+	_ = cmd.Wait()
+
+	s, err := Open(context.Background(), dir, Options{})
+	require.NoError(t, err)
+	defer s.Close()
+	rev, err := s.CurrentRevision(context.Background())
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, rev, maxRev, "revision of the last acknowledged write")
+	for key, ver := range acked {
+		e, err := s.Get(context.Background(), store.GetRequest{Key: k(key)})
+		require.NoError(t, err, key)
+		require.GreaterOrEqual(t, e.Version, ver, "%s: acknowledged version lost", key)
+		requireChain(t, mustHistory(t, s, k(key)))
+	}
+	// The store goes on from where it stopped.
+	r := mustWrite(t, s, put(k("after"), `1`))
+	require.Equal(t, rev+1, r.Revision)
 }
 
 // fakeClock is a settable clock shared by the writer (Options.Now) and reads.
@@ -492,7 +571,9 @@ func TestBatchIsolation(t *testing.T) {
 	require.EqualValues(t, 3, o2.res.Revision, "failed requests take no revision")
 	require.ErrorIs(t, oc.err, store.ErrVersionConflict)
 	require.ErrorIs(t, om.err, store.ErrNotFound)
-	require.Equal(t, Stats{Batches: before.Batches + 1, Requests: before.Requests + 2}, s.Stats(), "one transaction for batch 2")
+	after := s.Stats()
+	require.Equal(t, before.Batches+1, after.Batches, "one transaction for batch 2")
+	require.Equal(t, before.Requests+2, after.Requests)
 	_, err := s.Get(context.Background(), store.GetRequest{Key: k("y")})
 	require.ErrorIs(t, err, store.ErrNotFound)
 	e, err := s.Get(context.Background(), store.GetRequest{Key: k("x")})
@@ -547,6 +628,10 @@ func TestSavepointRollback(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrUnavailable)
 	r := mustWrite(t, s, put(k("d"), `1`))
 	require.EqualValues(t, 4, r.Revision)
+	// The rolled-back request left no trace in the writer's row cache.
+	r = mustWrite(t, s, put(k("b"), `2`))
+	require.Equal(t, store.ChangeCreate, r.Results[0].ChangeType)
+	require.EqualValues(t, 1, r.Results[0].Entry.Version)
 }
 
 func TestCommitFailure(t *testing.T) {
@@ -582,6 +667,12 @@ func TestCommitFailure(t *testing.T) {
 	e, err := s.Get(context.Background(), store.GetRequest{Key: k("a")})
 	require.NoError(t, err)
 	require.EqualValues(t, 1, e.Version)
+
+	// The writer's row cache forgot the failed batch.
+	s.w.beforeCommit = nil
+	r := mustWrite(t, s, put(k("a"), `3`))
+	require.EqualValues(t, 2, r.Results[0].Entry.Version)
+	require.Equal(t, `1`, string(r.Results[0].Previous.Value))
 }
 
 func TestCancelBeforePickup(t *testing.T) {
@@ -648,6 +739,8 @@ func TestReopen(t *testing.T) {
 	s, err = Open(ctx, dir, Options{Synchronous: "normal"})
 	require.NoError(t, err)
 	defer s.Close()
+	_, err = Open(ctx, dir, Options{})
+	require.ErrorIs(t, err, store.ErrUnavailable, "a second open store on the same directory")
 	rev, err := s.CurrentRevision(ctx)
 	require.NoError(t, err)
 	require.EqualValues(t, 3, rev)
@@ -777,4 +870,39 @@ func TestPragmas(t *testing.T) {
 	require.Equal(t, 2, sync, "synchronous=FULL")
 	require.Equal(t, 5000, busy)
 	require.Equal(t, "wal", wmode)
+}
+
+func TestRowCacheEviction(t *testing.T) {
+	s := openTest(t, Options{RowCacheBytes: 16 << 10})
+	ctx := context.Background()
+	for round := 1; round <= 3; round++ {
+		for i := range 200 {
+			r := mustWrite(t, s, put(k(fmt.Sprint(i)), fmt.Sprintf(`{"round":%d}`, round)))
+			require.EqualValues(t, round, r.Results[0].Entry.Version)
+			if round > 1 {
+				require.Equal(t, fmt.Sprintf(`{"round":%d}`, round-1), string(r.Results[0].Previous.Value))
+			}
+		}
+	}
+	// Read the budget from the writer goroutine's side: it is idle now, and
+	// the reply of the last write ordered its updates before this read.
+	require.LessOrEqual(t, s.w.cache.bytes, 16<<10)
+	require.Positive(t, s.w.cache.len())
+	e, err := s.Get(ctx, store.GetRequest{Key: k("7")})
+	require.NoError(t, err)
+	require.EqualValues(t, 3, e.Version)
+}
+
+func TestCheckpoint(t *testing.T) {
+	s := openTest(t, Options{CheckpointInterval: time.Millisecond})
+	for i := range 50 {
+		mustWrite(t, s, put(k(fmt.Sprint(i)), `1`))
+	}
+	require.Eventually(t, func() bool { return s.Stats().Checkpoints > 0 }, 5*time.Second, time.Millisecond,
+		"commits kick the background checkpointer")
+	mustWrite(t, s, put(k("last"), `1`))
+	busy, logFrames, done, err := s.checkpoint(context.Background())
+	require.NoError(t, err)
+	require.Zero(t, busy)
+	require.Equal(t, logFrames, done, "a PASSIVE checkpoint on a reader connection copies every frame")
 }

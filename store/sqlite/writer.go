@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"os"
 	"context"
 	"database/sql"
 	"errors"
@@ -146,6 +145,8 @@ type writer struct {
 	lastNow  time.Time // the writer's clock never goes backwards
 	batch    []*writeReq
 	replies  []writeReply
+	cache    *rowCache   // current rows, see rowCache
+	staged   []stagedRow // rows written by the request being applied
 	maxBatch int
 	maxBytes int
 
@@ -197,6 +198,7 @@ func newWriter(ctx context.Context, s *Store) (*writer, error) {
 		maxBytes: s.opts.MaxBatchBytes,
 		batch:    make([]*writeReq, 0, s.opts.MaxBatch),
 		replies:  make([]writeReply, 0, s.opts.MaxBatch),
+		cache:    newRowCache(s.opts.RowCacheBytes),
 	}
 	for _, p := range []struct {
 		dst **sql.Stmt
@@ -315,11 +317,7 @@ var bg = context.Background()
 
 // commitBatch applies batch in one transaction, each request under its own
 // savepoint, commits once and answers every request.
-var DebugCommitNs, DebugBatchNs atomic.Int64
-
 func (w *writer) commitBatch(batch []*writeReq) {
-	tb := time.Now()
-	defer func() { DebugBatchNs.Add(int64(time.Since(tb))) }()
 	base := w.rev
 	replies := w.replies[:0]
 	defer func() {
@@ -331,7 +329,7 @@ func (w *writer) commitBatch(batch []*writeReq) {
 		w.abort(batch, base, "begin", err)
 		return
 	}
-	useSP := len(batch) > 1 && os.Getenv("NOSP") == ""
+	useSP := len(batch) > 1
 	applied := 0
 	for _, r := range batch {
 		now := w.now()
@@ -349,6 +347,8 @@ func (w *writer) commitBatch(batch []*writeReq) {
 				return
 			}
 		}
+		clear(w.staged)
+		w.staged = w.staged[:0]
 		res, rev, err := w.execute(r.req, plans, now, w.rev)
 		if err != nil {
 			if !useSP {
@@ -372,6 +372,11 @@ func (w *writer) commitBatch(batch []*writeReq) {
 				return
 			}
 		}
+		for i := range w.staged {
+			row := w.staged[i].row // the cache keeps its own copy
+			w.cache.put(w.staged[i].key, &row)
+		}
+		w.staged = w.staged[:0]
 		if rev != w.rev {
 			applied++
 		}
@@ -390,8 +395,6 @@ func (w *writer) commitBatch(batch []*writeReq) {
 			return
 		}
 	}
-	t0 := time.Now()
-	defer func() { DebugCommitNs.Add(int64(time.Since(t0))) }()
 	if _, err := w.st.commit.ExecContext(bg); err != nil {
 		w.abort(batch, base, "commit", err)
 		return
@@ -400,6 +403,7 @@ func (w *writer) commitBatch(batch []*writeReq) {
 		w.s.committed.Store(w.rev)
 		w.s.stats.batches.Add(1)
 		w.s.stats.requests.Add(int64(applied))
+		w.s.kickCheckpoint()
 	}
 	for i, r := range batch {
 		r.reply <- replies[i]
@@ -412,6 +416,7 @@ func (w *writer) commitBatch(batch []*writeReq) {
 // are now undone.
 func (w *writer) abort(batch []*writeReq, base int64, what string, cause error) {
 	w.st.rollback.ExecContext(bg) // may fail: there may be no open transaction left
+	w.cache.reset()
 	w.rev = base
 	var rev int64
 	if err := w.st.loadRev.QueryRowContext(bg).Scan(&rev); err == nil && rev > base {
