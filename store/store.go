@@ -21,8 +21,9 @@
 //   - A key whose ExpiresAt is at or before "now" reads as absent (Get, List,
 //     BatchGet, CAS checks) even before the reaper has written its expire
 //     tombstone. A write to such a key first writes the ChangeExpire tombstone
-//     (taking its own revision, before the request's revision) and then
-//     proceeds as if the key were absent.
+//     and then proceeds as if the key were absent. The expire tombstones one
+//     request needs share one revision, taken just before the request's own.
+//     Reads by Version or AtRevision read history and ignore expiry.
 //   - A WriteRequest is all or nothing: if any op fails its precondition, the
 //     store returns a *ConflictError (or ErrNotFound for deleting an absent key)
 //     naming the op index and nothing is written, not even expire tombstones.
@@ -32,6 +33,13 @@
 //     (HistoryLimit 0 = keep all). The current row is never pruned.
 //   - Chain = ChainHash(parent chain, version, change type, checksum), computed
 //     by the store inside the transaction because only there is the parent known.
+//   - Malformed requests (no ops, an unknown op kind, empty key parts, negative
+//     numbers, Version and AtRevision both set, a limit <= 0 for List or
+//     History) fail with ErrInvalid. Close is idempotent; every call after it
+//     fails with ErrClosed.
+//   - An AtRevision read from before the key's first version is ErrNotFound
+//     even when later versions were pruned; ErrCompacted means the answer
+//     itself was pruned.
 package store
 
 import (
@@ -90,12 +98,14 @@ const (
 	// OpPut writes Value as a new version (create or update).
 	OpPut OpKind = iota + 1
 	// OpDelete writes a delete tombstone. Deleting an absent (or expired) key
-	// fails with ErrNotFound.
+	// fails with ErrNotFound, or with a ConflictError (deleted_modified) when
+	// an ExpectedVersion > 0 was given: the precondition is checked first.
 	OpDelete
 	// OpExpire writes an expire tombstone; used by the reaper. It applies only
 	// if the key's current version is still ExpectedVersion and it is expired
 	// at commit time; otherwise the op is skipped (not an error), and the
-	// result reports Skipped.
+	// result reports Skipped with only Entry.Key set. A nil ExpectedVersion
+	// expires whatever version is current.
 	OpExpire
 	// OpRestore writes Value as a new version with change type restore
 	// (rollback). Otherwise like OpPut.

@@ -198,7 +198,7 @@ func (w *writer) execute(req store.WriteRequest, plans []opPlan, now time.Time, 
 			version++
 			chain = store.ChainHash(chain, version, store.ChangeExpire, "")
 			if _, err := w.st.insVersion.ExecContext(bg, k.AgentID, k.Tier, k.Key, version, version-1, expRev,
-				store.ChangeExpire, nil, "", chain, createdAt, nowNs, nil, "", "", nil); err != nil {
+				store.ChangeExpire, nil, "", chain, createdAt, nowNs, nil, ExpireCreatedBy, "expired", nil); err != nil {
 				return nil, 0, err
 			}
 		}

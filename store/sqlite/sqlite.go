@@ -367,3 +367,7 @@ func isInterrupt(err error) bool {
 
 // unixNano converts a stored time to a UTC time.Time (no monotonic reading).
 func unixNano(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+// ExpireCreatedBy is the created_by of an expire tombstone that a write to
+// an expired key records on the reaper's behalf.
+const ExpireCreatedBy = "system:reaper"
