@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 
+	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/wI2L/jsondiff"
 )
 
@@ -93,8 +94,12 @@ func Compute(from, to json.RawMessage) (*Changes, error) {
 			return nil, fmt.Errorf("diff: %w", err)
 		}
 	}
-	for _, o := range p {
-		path := o.Path
+	paths, err := resolveAppends(from, p)
+	if err != nil {
+		return nil, err
+	}
+	for i, o := range p {
+		path := paths[i]
 		switch o.Type {
 		case jsondiff.OperationAdd:
 			v, err := json.Marshal(o.Value)
@@ -160,4 +165,57 @@ func lookup(doc any, ptr string) (any, bool) {
 		}
 	}
 	return cur, true
+}
+
+// resolveAppends returns each operation's path with a trailing "-" (RFC 6902's
+// "past the end of the array") replaced by the index the element lands at,
+// so that every path in the changes form is a JSON Pointer into the target.
+// The index depends on the operations before it, so when there is any "-",
+// the patch is applied one operation at a time to learn the array's length.
+func resolveAppends(from json.RawMessage, p jsondiff.Patch) ([]string, error) {
+	paths := make([]string, len(p))
+	hasAppend := false
+	for i, o := range p {
+		paths[i] = o.Path
+		if strings.HasSuffix(o.Path, "/-") {
+			hasAppend = true
+		}
+	}
+	if !hasAppend {
+		return paths, nil
+	}
+	doc := from
+	for i, o := range p {
+		var cur any
+		if err := json.Unmarshal(doc, &cur); err != nil {
+			return nil, fmt.Errorf("diff: %w", err)
+		}
+		if strings.HasSuffix(o.Path, "/-") {
+			parent := strings.TrimSuffix(o.Path, "/-")
+			if arr, ok := lookupArray(cur, parent); ok {
+				paths[i] = parent + "/" + strconv.Itoa(len(arr))
+			}
+		}
+		one, err := json.Marshal(jsondiff.Patch{o})
+		if err != nil {
+			return nil, fmt.Errorf("diff: %w", err)
+		}
+		dp, err := jsonpatch.DecodePatch(one)
+		if err != nil {
+			return nil, fmt.Errorf("diff: %w", err)
+		}
+		if doc, err = ApplyPatch(doc, dp, jsonpatch.NewApplyOptions()); err != nil {
+			return nil, fmt.Errorf("diff: replaying op %d: %w", i, err)
+		}
+	}
+	return paths, nil
+}
+
+func lookupArray(doc any, ptr string) ([]any, bool) {
+	v, ok := lookup(doc, ptr)
+	if !ok {
+		return nil, false
+	}
+	arr, ok := v.([]any)
+	return arr, ok
 }

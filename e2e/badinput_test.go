@@ -219,11 +219,12 @@ func checkErrorAnswer(t testing.TB, r *response, status int, code string) {
 	if *env.Code == "" || strings.TrimSpace(*env.Message) == "" {
 		t.Errorf("%s\nthe error code and message must not be empty", r)
 	}
-	if env.Details != nil && string(*env.Details) != "null" {
-		var d map[string]any
-		if json.Unmarshal(*env.Details, &d) != nil {
-			t.Errorf("%s\nerror.details must be an object", r)
-		}
+	var d map[string]any
+	if env.Details == nil || json.Unmarshal(*env.Details, &d) != nil || d == nil {
+		t.Errorf("%s\nerror.details must be an object ({} when there is nothing to add)", r)
+	}
+	if r.Header.Get("X-Request-Id") == "" {
+		t.Errorf("%s\nno X-Request-Id header (docs/api.md: every answer carries one)", r)
 	}
 }
 

@@ -22,15 +22,17 @@ type ack struct {
 }
 
 // TestAcknowledgedWritesSurviveKill9 proves DESIGN.md guarantee 1: a write
-// the server acknowledged is durable. Concurrent writers load the server,
-// which is SIGKILLed mid-load (twice, restarting on the same data dir in
-// between); afterwards every acknowledged version of every key reads back
-// with the value written, and the store revision keeps growing.
+// the server acknowledged is durable. Concurrent writers (single PUTs and
+// atomic batches) load the server, which is SIGKILLed mid-load three times,
+// restarting on the same data dir in between; afterwards every acknowledged
+// version of every key reads back with the value written, batches are all or
+// nothing, versions have no holes, no revision was answered twice, and the
+// store revision keeps growing.
 func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 	const (
 		writers      = 8
 		keysPerW     = 4
-		rounds       = 2
+		rounds       = 3
 		loadDuration = 1200 * time.Millisecond
 		agent        = "durable-agent"
 		tier         = "persistent" // keeps every version, so ?version=N of any ack exists
@@ -50,20 +52,23 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 		batchSeq  int64   // last acknowledged batch
 		batchRevs []int64 // revisions of acknowledged batches
 	)
+	roundStart := 0 // index in acks of the previous round's first ack
 	for round := range rounds {
 		p := startServer(t, dataDir)
 		if round > 0 {
 			batchSeq = checkBatch(t, p, agent, tier, batchKeys, batchSeq)
-			// Everything acknowledged before the previous kill is there.
-			// The write in flight at the kill may have landed too: go on
-			// from the versions the keys are at now.
-			for k, v := range checkAcks(t, p, agent, tier, acks, lastVer) {
+			// Everything acknowledged before the previous kill is there
+			// (every version is checked again at the end). The write in
+			// flight at the kill may have landed too: go on from the
+			// versions the keys are at now.
+			for k, v := range checkAcks(t, p, agent, tier, acks[roundStart:], lastVer) {
 				lastVer[k] = v
 			}
 			if t.Failed() {
 				t.FailNow()
 			}
 		}
+		roundStart = len(acks)
 		var (
 			wg       sync.WaitGroup
 			stop     atomic.Bool
@@ -175,8 +180,23 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 	}
 
 	p := startServer(t, dataDir)
-	checkAcks(t, p, agent, tier, acks, lastVer)
+	current := checkAcks(t, p, agent, tier, acks, lastVer)
 	checkBatch(t, p, agent, tier, batchKeys, batchSeq)
+
+	// Crashes left no hole in any key's versions.
+	for k, cur := range current {
+		vs := fullHistory(t, p, agent, tier, k)
+		if int64(len(vs)) != cur {
+			t.Errorf("history of %s after the kills has %d versions; want %d (1..%d, dense)", k, len(vs), cur, cur)
+			continue
+		}
+		for i, v := range vs {
+			if want := cur - int64(i); v.Version != want {
+				t.Errorf("history of %s after the kills: versions[%d] = %d; want %d (dense, newest first)", k, i, v.Version, want)
+				break
+			}
+		}
+	}
 
 	// The revision keeps growing after a restart: no revision is reused.
 	e := p.putValue(t, agent, tier, "after-restart", map[string]any{"ok": true})
@@ -186,6 +206,35 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 	e2 := p.putValue(t, agent, tier, "after-restart", map[string]any{"ok": 2})
 	if e2.Revision <= e.Revision {
 		t.Errorf("second PUT after restart got revision %d; want > %d", e2.Revision, e.Revision)
+	}
+}
+
+// historyVersion is one item of a history answer.
+type historyVersion struct {
+	Version    int64  `json:"version"`
+	Revision   int64  `json:"revision"`
+	ChangeType string `json:"change_type"`
+}
+
+// fullHistory reads every version of a key, newest first, page by page.
+func fullHistory(t *testing.T, p *proc, agent, tier, key string) []historyVersion {
+	t.Helper()
+	var all []historyVersion
+	before := int64(0)
+	for {
+		target := historyPath(agent, tier, key) + "?limit=1000"
+		if before > 0 {
+			target += fmt.Sprintf("&before_version=%d", before)
+		}
+		var h struct {
+			Versions []historyVersion `json:"versions"`
+		}
+		p.must(t, http.MethodGet, target, nil, http.StatusOK).decode(t, &h)
+		all = append(all, h.Versions...)
+		if len(h.Versions) < 1000 {
+			return all
+		}
+		before = h.Versions[len(h.Versions)-1].Version
 	}
 }
 

@@ -115,10 +115,8 @@ func TestFailedRequestChangesNothing(t *testing.T) {
 				body = tc.body
 			}
 			r := p.do(t, tc.method, tc.target, body)
-			code, _, details, ok := r.apiError()
-			if r.Status != tc.status || !ok || code != tc.code {
-				t.Errorf("%s\nwant %d with error code %q", r, tc.status, tc.code)
-			}
+			checkErrorAnswer(t, r, tc.status, tc.code)
+			_, _, details, _ := r.apiError()
 			if tc.op >= 0 {
 				if got, _ := details["op"].(float64); details["op"] == nil || int(got) != tc.op {
 					t.Errorf("%s\nwant details.op = %d (the failing op's index)", r, tc.op)

@@ -137,7 +137,7 @@ func startServer(t testing.TB, dataDir string) *proc {
 	// it got ("agentstate serving" listen=ADDR), so no port can be stolen
 	// between choosing and binding it.
 	cmd := exec.Command(binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir)
-	cmd.Env = append(os.Environ(), "AGENTSTATE_CONFIG=", "AGENTSTATE_LISTEN=", "AGENTSTATE_DATA_DIR=")
+	cmd.Env = append(os.Environ(), "AGENTSTATE_CONFIG=", "AGENTSTATE_LISTEN=", "AGENTSTATE_DATA_DIR=", "AGENTSTATE_LOG_LEVEL=info")
 	p := &proc{t: t, cmd: cmd, dataDir: dataDir, stderr: &syncBuffer{}, done: make(chan struct{})}
 	pr, pw := io.Pipe()
 	cmd.Stderr = io.MultiWriter(p.stderr, pw)
@@ -262,10 +262,16 @@ func (p *proc) stop() {
 	}
 }
 
-// stderrTail is the last lines of the server's stderr, for failure messages.
+// stderrTail is the last lines of the server's stderr, for failure
+// messages, without the access log of requests answered below 500.
 func (p *proc) stderrTail() string {
-	s := p.stderr.String()
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	var lines []string
+	for line := range strings.SplitSeq(strings.TrimRight(p.stderr.String(), "\n"), "\n") {
+		if strings.Contains(line, `msg="http request"`) && !strings.Contains(line, "status=5") {
+			continue
+		}
+		lines = append(lines, line)
+	}
 	if len(lines) > 40 {
 		lines = lines[len(lines)-40:]
 	}

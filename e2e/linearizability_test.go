@@ -93,7 +93,7 @@ var registerModel = porcupine.Model{
 func TestLinearizableKey(t *testing.T) {
 	const (
 		clients      = 8
-		opsPerClient = 150
+		opsPerClient = 250
 		agent        = "lin-space"
 		tier         = "shared"
 		key          = "register"
@@ -180,10 +180,11 @@ func TestLinearizableKey(t *testing.T) {
 		t.FailNow()
 	}
 
+	checkStart := time.Now()
 	res, info := porcupine.CheckOperationsVerbose(registerModel, history, 60*time.Second)
 	switch res {
 	case porcupine.Ok:
-		t.Logf("%d operations by %d clients: linearizable", len(history), clients)
+		t.Logf("%d operations by %d clients in %v: linearizable (checked in %v)", len(history), clients, time.Duration(history[len(history)-1].Return), time.Since(checkStart).Round(time.Millisecond))
 	case porcupine.Unknown:
 		t.Logf("porcupine timed out on %d operations: linearizability not decided", len(history))
 	default:
