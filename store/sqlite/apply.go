@@ -9,12 +9,13 @@ import (
 	"github.com/agentstate/agentstate/store"
 )
 
-// curRow is a key's row of agent_states as the writer knows it. Strings
-// (not byte slices) so that a cached row is immutable; "" stands for NULL in
-// value and metadata (a live value is never empty).
+// curRow is a key's current state as the writer knows it: its agent_states
+// row (rowid is the key id) and its newest version row. Strings (not byte
+// slices) so that a cached row is immutable; "" stands for NULL in value and
+// metadata (a live value is never empty).
 type curRow struct {
 	exists        bool
-	rowid         int64
+	rowid         int64 // agent_states.id, the key id
 	version       int64
 	revision      int64
 	value         string
@@ -26,7 +27,7 @@ type curRow struct {
 	createdBy     string
 	metadata      string
 	deleted       bool
-	minVersion    int64
+	minVersion    int64 // oldest version row still kept
 	firstRevision int64
 }
 
@@ -78,18 +79,19 @@ func (w *writer) loadCur(k store.Key) (curRow, error) {
 	}
 	var c curRow
 	var value, metadata sql.NullString
-	var deleted int64
+	var changeType string
 	err := w.st.selCur.QueryRowContext(bg, k.AgentID, k.Tier, k.Key).Scan(
-		&c.rowid, &c.version, &c.revision, &value, &c.checksum, &c.chain, &c.createdAt, &c.updatedAt,
-		&c.expiresAt, &c.createdBy, &metadata, &deleted, &c.minVersion, &c.firstRevision)
+		&c.rowid, &c.firstRevision, &c.version, &c.revision, &changeType, &value, &c.checksum, &c.chain,
+		&c.createdAt, &c.updatedAt, &c.expiresAt, &c.createdBy, &metadata, &c.minVersion)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return curRow{}, nil
 	case err != nil:
 		return curRow{}, err
 	}
+	deleted := isTombstone(changeType)
 	c.exists = true
-	c.deleted = deleted != 0
+	c.deleted = deleted
 	c.value, c.metadata = value.String, metadata.String
 	w.cache.put(k, &c)
 	return c, nil
@@ -191,14 +193,15 @@ func (w *writer) execute(req store.WriteRequest, plans []opPlan, now time.Time, 
 		cur := &p.cur
 		version, chain, createdAt := cur.version, cur.chain, cur.createdAt
 		minVersion, firstRevision := cur.minVersion, cur.firstRevision
+		keyID := cur.rowid
 		if !cur.exists {
 			version, chain, minVersion, firstRevision = 0, "", 1, rev
 		}
-		if p.expireFirst {
+		if p.expireFirst { // only for an existing key: keyID is set
 			version++
 			chain = store.ChainHash(chain, version, store.ChangeExpire, "")
-			if _, err := w.st.insVersion.ExecContext(bg, k.AgentID, k.Tier, k.Key, version, version-1, expRev,
-				store.ChangeExpire, nil, "", chain, createdAt, nowNs, nil, ExpireCreatedBy, "expired", nil); err != nil {
+			if _, err := w.st.insVersion.ExecContext(bg, keyID, version, expRev, store.ChangeExpire, nil, "", chain,
+				createdAt, nowNs, nil, ExpireCreatedBy, "expired", nil); err != nil {
 				return nil, 0, err
 			}
 		}
@@ -224,8 +227,8 @@ func (w *writer) execute(req store.WriteRequest, plans []opPlan, now time.Time, 
 			}
 			e.Value = op.Value
 			e.Checksum = op.Checksum
-			value = string(op.Value)
-			row.value = value.(string)
+			row.value = string(op.Value)
+			value = row.value
 			if op.TTL > 0 {
 				exp := nowNs + int64(op.TTL)
 				t := unixNano(exp)
@@ -241,40 +244,41 @@ func (w *writer) execute(req store.WriteRequest, plans []opPlan, now time.Time, 
 			e.Deleted = true
 		}
 		e.CreatedAt = unixNano(createdAt)
+
+		// agent_states holds what the list and reaper filters need; it
+		// changes only when the key is created, or its deleted flag or
+		// expiry changes.
+		if !cur.exists {
+			r, err := w.st.insCur.ExecContext(bg, k.AgentID, k.Tier, k.Key, e.Deleted, expiresAt, firstRevision)
+			if err != nil {
+				return nil, 0, err
+			}
+			if keyID, err = r.LastInsertId(); err != nil {
+				return nil, 0, err
+			}
+		} else if cur.deleted != e.Deleted || cur.expiresAt != row.expiresAt {
+			if _, err := w.st.updCur.ExecContext(bg, e.Deleted, expiresAt, keyID); err != nil {
+				return nil, 0, err
+			}
+		}
+
 		chain = store.ChainHash(chain, e.Version, changeType, e.Checksum)
 		var metadata any
 		if len(op.Metadata) > 0 {
 			row.metadata = string(op.Metadata)
 			metadata = row.metadata
 		}
-		if _, err := w.st.insVersion.ExecContext(bg, k.AgentID, k.Tier, k.Key, e.Version, version, rev,
-			changeType, value, e.Checksum, chain, createdAt, nowNs, expiresAt, op.CreatedBy, op.ChangeSummary,
-			metadata); err != nil {
+		if _, err := w.st.insVersion.ExecContext(bg, keyID, e.Version, rev, changeType, value, e.Checksum, chain,
+			createdAt, nowNs, expiresAt, op.CreatedBy, op.ChangeSummary, metadata); err != nil {
 			return nil, 0, err
 		}
 		if lim := int64(op.HistoryLimit); lim > 0 && e.Version-minVersion+1 > lim {
 			minVersion = e.Version - lim + 1
-			if _, err := w.st.prune.ExecContext(bg, k.AgentID, k.Tier, k.Key, minVersion); err != nil {
+			if _, err := w.st.prune.ExecContext(bg, keyID, minVersion); err != nil {
 				return nil, 0, err
 			}
 		}
-		rowid := cur.rowid
-		if cur.exists {
-			if _, err := w.st.updCur.ExecContext(bg, e.Version, rev, value, e.Checksum, chain, createdAt, nowNs,
-				expiresAt, op.CreatedBy, metadata, e.Deleted, minVersion, rowid); err != nil {
-				return nil, 0, err
-			}
-		} else {
-			r, err := w.st.insCur.ExecContext(bg, e.Version, rev, value, e.Checksum, chain, createdAt, nowNs,
-				expiresAt, op.CreatedBy, metadata, e.Deleted, minVersion, firstRevision, k.AgentID, k.Tier, k.Key)
-			if err != nil {
-				return nil, 0, err
-			}
-			if rowid, err = r.LastInsertId(); err != nil {
-				return nil, 0, err
-			}
-		}
-		row.exists, row.rowid, row.version, row.revision = true, rowid, e.Version, rev
+		row.exists, row.rowid, row.version, row.revision = true, keyID, e.Version, rev
 		row.checksum, row.chain, row.createdAt, row.updatedAt = e.Checksum, chain, createdAt, nowNs
 		row.createdBy, row.deleted, row.minVersion, row.firstRevision = op.CreatedBy, e.Deleted, minVersion, firstRevision
 		w.staged = append(w.staged, stagedRow{k, row})

@@ -22,9 +22,15 @@ type readStmts struct {
 
 const (
 	versionCols = `version, revision, value, checksum, created_at, updated_at, expires_at, created_by, metadata`
-	listCols    = `key, version, revision, iif(?, NULL, value), checksum, created_at, updated_at, expires_at,
-	created_by, metadata`
-	listWhere = `agent_id = ? AND tier = ? AND deleted = 0 AND (expires_at IS NULL OR expires_at > ?) AND key >= ?`
+	// keyIDOf is the key id of (agent_id, tier, key), NULL for a key never written.
+	keyIDOf = `(SELECT id FROM agent_states WHERE agent_id = ? AND tier = ? AND key = ?)`
+	// newestOf is the state_versions.id of the newest version of key a.id.
+	newestOf = `(SELECT id FROM state_versions WHERE key_id = a.id ORDER BY version DESC LIMIT 1)`
+	listCols = `a.key, v.version, v.revision, iif(?, NULL, v.value), v.checksum, v.created_at, v.updated_at,
+	v.expires_at, v.created_by, v.metadata`
+	listFrom  = ` FROM agent_states a JOIN state_versions v ON v.id = ` + newestOf
+	listWhere = ` WHERE a.agent_id = ? AND a.tier = ? AND a.deleted = 0 AND (a.expires_at IS NULL OR a.expires_at > ?)
+	AND a.key >= ?`
 )
 
 func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -32,22 +38,24 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 		dst **sql.Stmt
 		sql string
 	}{
-		{&r.getCur, `SELECT ` + versionCols + `, deleted FROM agent_states
-			WHERE agent_id = ? AND tier = ? AND key = ?`},
+		// The current entry is the newest version row (a tombstone when deleted).
+		{&r.getCur, `SELECT ` + versionCols + `, change_type IN ('delete', 'expire') FROM state_versions
+			WHERE key_id = ` + keyIDOf + ` ORDER BY version DESC LIMIT 1`},
 		{&r.getVersion, `SELECT ` + versionCols + `, change_type FROM state_versions
-			WHERE agent_id = ? AND tier = ? AND key = ? AND version = ?`},
+			WHERE key_id = ` + keyIDOf + ` AND version = ?`},
 		{&r.getAtRev, `SELECT ` + versionCols + `, change_type FROM state_versions
-			WHERE agent_id = ? AND tier = ? AND key = ? AND revision <= ? ORDER BY version DESC LIMIT 1`},
-		{&r.keyInfo, `SELECT version, min_version, first_revision FROM agent_states
-			WHERE agent_id = ? AND tier = ? AND key = ?`},
-		{&r.list, `SELECT ` + listCols + ` FROM agent_states WHERE ` + listWhere + `
-			ORDER BY key LIMIT ?`},
-		{&r.listBounded, `SELECT ` + listCols + ` FROM agent_states WHERE ` + listWhere + ` AND key < ?
-			ORDER BY key LIMIT ?`},
-		{&r.history, `SELECT version, parent_version, revision, change_type, value, checksum, chain,
+			WHERE key_id = ? AND revision <= ? ORDER BY version DESC LIMIT 1`},
+		{&r.keyInfo, `SELECT id, first_revision,
+			(SELECT max(version) FROM state_versions WHERE key_id = a.id),
+			(SELECT min(version) FROM state_versions WHERE key_id = a.id)
+			FROM agent_states a WHERE agent_id = ? AND tier = ? AND key = ?`},
+		{&r.list, `SELECT ` + listCols + listFrom + listWhere + ` ORDER BY a.key LIMIT ?`},
+		{&r.listBounded, `SELECT ` + listCols + listFrom + listWhere + ` AND a.key < ? ORDER BY a.key LIMIT ?`},
+		{&r.history, `SELECT version, revision, change_type, value, checksum, chain,
 			created_at, updated_at, expires_at, created_by, change_summary, metadata FROM state_versions
-			WHERE agent_id = ? AND tier = ? AND key = ? AND version < ? ORDER BY version DESC LIMIT ?`},
-		{&r.expired, `SELECT agent_id, tier, key, version FROM agent_states
+			WHERE key_id = ? AND version < ? ORDER BY version DESC LIMIT ?`},
+		{&r.expired, `SELECT agent_id, tier, key, (SELECT max(version) FROM state_versions WHERE key_id = a.id)
+			FROM agent_states a
 			WHERE deleted = 0 AND expires_at IS NOT NULL AND expires_at <= ?
 			ORDER BY expires_at, agent_id, tier, key LIMIT ?`},
 	} {
@@ -178,14 +186,14 @@ func (s *Store) getAtRevision(ctx context.Context, k store.Key, rev int64) (_ *s
 		return nil, s.readErr(ctx, "get", err)
 	}
 	defer tx.Rollback()
-	var cur, minVersion, firstRevision int64
+	var keyID, firstRevision, cur, minVersion int64
 	if err := tx.StmtContext(ctx, s.rs.keyInfo).QueryRowContext(ctx, k.AgentID, k.Tier, k.Key).
-		Scan(&cur, &minVersion, &firstRevision); err != nil {
+		Scan(&keyID, &firstRevision, &cur, &minVersion); err != nil {
 		return nil, s.readErr(ctx, "get", err)
 	}
 	var row entryRow
 	var changeType string
-	err = tx.StmtContext(ctx, s.rs.getAtRev).QueryRowContext(ctx, k.AgentID, k.Tier, k.Key, rev).
+	err = tx.StmtContext(ctx, s.rs.getAtRev).QueryRowContext(ctx, keyID, rev).
 		Scan(append(row.dest(), &changeType)...)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -313,12 +321,12 @@ func (s *Store) History(ctx context.Context, req store.HistoryRequest) (*store.H
 	}
 	defer tx.Rollback()
 	res := &store.HistoryResult{}
-	var minVersion, firstRevision int64
+	var keyID, firstRevision, minVersion int64
 	if err := tx.StmtContext(ctx, s.rs.keyInfo).QueryRowContext(ctx, k.AgentID, k.Tier, k.Key).
-		Scan(&res.CurrentVersion, &minVersion, &firstRevision); err != nil {
+		Scan(&keyID, &firstRevision, &res.CurrentVersion, &minVersion); err != nil {
 		return nil, s.readErr(ctx, "history", err)
 	}
-	rows, err := tx.StmtContext(ctx, s.rs.history).QueryContext(ctx, k.AgentID, k.Tier, k.Key, before, req.Limit)
+	rows, err := tx.StmtContext(ctx, s.rs.history).QueryContext(ctx, keyID, before, req.Limit)
 	if err != nil {
 		return nil, s.readErr(ctx, "history", err)
 	}
@@ -326,11 +334,12 @@ func (s *Store) History(ctx context.Context, req store.HistoryRequest) (*store.H
 	for rows.Next() {
 		var v store.Version
 		var row entryRow
-		if err := rows.Scan(&row.version, &v.ParentVersion, &row.revision, &v.ChangeType, &row.value,
+		if err := rows.Scan(&row.version, &row.revision, &v.ChangeType, &row.value,
 			&row.checksum, &v.Chain, &row.createdAt, &row.updatedAt, &row.expiresAt, &row.createdBy,
 			&v.ChangeSummary, &row.metadata); err != nil {
 			return nil, s.readErr(ctx, "history", err)
 		}
+		v.ParentVersion = row.version - 1
 		v.Entry = *row.entry(k, isTombstone(v.ChangeType))
 		res.Versions = append(res.Versions, v)
 	}

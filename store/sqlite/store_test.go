@@ -582,8 +582,8 @@ func TestBatchIsolation(t *testing.T) {
 }
 
 // TestSavepointRollback fails one request in the middle of its writes (a
-// trigger raises on the current-row insert, after the version row was
-// written) and checks only that request is undone.
+// trigger raises on the agent_states insert of its second key, after its
+// first key was written) and checks only that request is undone.
 func TestSavepointRollback(t *testing.T) {
 	dir := t.TempDir()
 	s, err := Open(context.Background(), dir, Options{})
