@@ -56,9 +56,9 @@ type AppendRequest struct {
 
 // AppendResult says where the events went.
 type AppendResult struct {
-	// NextVersion is the version the stream's next event will get (the
-	// stream's length); pass NextVersion-1 as ExpectedVersion to append
-	// after these events.
+	// NextVersion is the expected version for the next append: the version
+	// of the last event appended (API.md's next_version; pass it back as
+	// expected_version to append right after these events).
 	NextVersion int64
 	Position    int64
 }
