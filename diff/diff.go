@@ -1,7 +1,7 @@
 // Package diff owns differences between JSON values, both ways: computing
 // them in the two forms of API.md — an RFC 6902 JSON Patch (computed by
 // github.com/wI2L/jsondiff) and the added/modified/removed map keyed by JSON
-// Pointer (RFC 6901) derived from that patch, so both forms always agree —
+// Pointer (RFC 6901), from a structural walk whose every path resolves —
 // and applying an RFC 6902 patch to any document (ApplyPatch). It is pure:
 // no I/O.
 //
@@ -10,13 +10,13 @@
 package diff
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
 
-	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/wI2L/jsondiff"
 )
 
@@ -71,7 +71,13 @@ func Patch(from, to json.RawMessage) (json.RawMessage, error) {
 	return json.Marshal(p)
 }
 
-// Compute returns the added/modified/removed form of the change from from to to.
+// Compute returns the added/modified/removed form of the change from from
+// to to, by a structural walk: objects member by member, arrays index by
+// index (elements past the shorter array are added or removed), anything
+// else compared whole. Every path is a JSON Pointer that resolves — in to
+// for added and modified, in from for removed — which the RFC 6902 form
+// cannot promise (its paths address intermediate documents, e.g. "/a/-" or
+// successive removals at one index), so this form is not derived from it.
 func Compute(from, to json.RawMessage) (*Changes, error) {
 	c := newChanges()
 	switch {
@@ -84,56 +90,122 @@ func Compute(from, to json.RawMessage) (*Changes, error) {
 		c.Removed = append(c.Removed, "")
 		return c, nil
 	}
-	p, err := jsondiff.CompareJSON(from, to)
-	if err != nil {
-		return nil, fmt.Errorf("diff: %w", err)
+	var a, b any
+	if err := unmarshal(from, &a); err != nil {
+		return nil, fmt.Errorf("diff: from: %w", err)
 	}
-	var src any
-	if len(p) > 0 {
-		if err := json.Unmarshal(from, &src); err != nil {
-			return nil, fmt.Errorf("diff: %w", err)
-		}
+	if err := unmarshal(to, &b); err != nil {
+		return nil, fmt.Errorf("diff: to: %w", err)
 	}
-	paths, err := resolveAppends(from, p)
-	if err != nil {
+	if err := walk(c, "", a, b); err != nil {
 		return nil, err
-	}
-	for i, o := range p {
-		path := paths[i]
-		switch o.Type {
-		case jsondiff.OperationAdd:
-			v, err := json.Marshal(o.Value)
-			if err != nil {
-				return nil, err
-			}
-			c.Added[path] = v
-		case jsondiff.OperationRemove:
-			c.Removed = append(c.Removed, path)
-		case jsondiff.OperationReplace:
-			nv, err := json.Marshal(o.Value)
-			if err != nil {
-				return nil, err
-			}
-			old, ok := lookup(src, path)
-			if !ok {
-				// jsondiff only replaces paths that exist in the source;
-				// treat anything else as an addition rather than inventing
-				// an old value.
-				c.Added[path] = nv
-				continue
-			}
-			ov, err := json.Marshal(old)
-			if err != nil {
-				return nil, err
-			}
-			c.Modified[path] = Change{Old: ov, New: nv}
-		default:
-			// Move, copy and test are not produced with default options.
-			return nil, fmt.Errorf("diff: unexpected operation %q", o.Type)
-		}
 	}
 	sort.Strings(c.Removed)
 	return c, nil
+}
+
+func unmarshal(data []byte, v *any) error {
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.UseNumber() // numbers keep their spelling and precision
+	return d.Decode(v)
+}
+
+func walk(c *Changes, path string, a, b any) error {
+	switch av := a.(type) {
+	case map[string]any:
+		if bv, ok := b.(map[string]any); ok {
+			for k, x := range av {
+				p := path + "/" + escape(k)
+				if y, ok := bv[k]; ok {
+					if err := walk(c, p, x, y); err != nil {
+						return err
+					}
+				} else {
+					c.Removed = append(c.Removed, p)
+				}
+			}
+			for k, y := range bv {
+				if _, ok := av[k]; !ok {
+					raw, err := marshal(y)
+					if err != nil {
+						return err
+					}
+					c.Added[path+"/"+escape(k)] = raw
+				}
+			}
+			return nil
+		}
+	case []any:
+		if bv, ok := b.([]any); ok {
+			n := min(len(av), len(bv))
+			for i := 0; i < n; i++ {
+				if err := walk(c, path+"/"+strconv.Itoa(i), av[i], bv[i]); err != nil {
+					return err
+				}
+			}
+			for i := n; i < len(bv); i++ {
+				raw, err := marshal(bv[i])
+				if err != nil {
+					return err
+				}
+				c.Added[path+"/"+strconv.Itoa(i)] = raw
+			}
+			for i := n; i < len(av); i++ {
+				c.Removed = append(c.Removed, path+"/"+strconv.Itoa(i))
+			}
+			return nil
+		}
+	}
+	if equal(a, b) {
+		return nil
+	}
+	ov, err := marshal(a)
+	if err != nil {
+		return err
+	}
+	nv, err := marshal(b)
+	if err != nil {
+		return err
+	}
+	c.Modified[path] = Change{Old: ov, New: nv}
+	return nil
+}
+
+// equal compares decoded scalars (and, for a type change, anything): numbers
+// by value, not spelling.
+func equal(a, b any) bool {
+	if x, ok := a.(json.Number); ok {
+		y, ok := b.(json.Number)
+		if !ok {
+			return false
+		}
+		if x == y {
+			return true
+		}
+		fx, err1 := x.Float64()
+		fy, err2 := y.Float64()
+		return err1 == nil && err2 == nil && fx == fy
+	}
+	switch a.(type) {
+	case map[string]any, []any:
+		return false // containers of different kinds, or a container and a scalar
+	}
+	return a == b
+}
+
+func marshal(v any) (json.RawMessage, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("diff: %w", err)
+	}
+	return json.RawMessage(bytes.TrimRight(buf.Bytes(), "\n")), nil
+}
+
+// escape encodes a member name as a JSON Pointer token (RFC 6901).
+func escape(k string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(k, "~", "~0"), "/", "~1")
 }
 
 // lookup resolves a JSON Pointer in a decoded document.
@@ -165,57 +237,4 @@ func lookup(doc any, ptr string) (any, bool) {
 		}
 	}
 	return cur, true
-}
-
-// resolveAppends returns each operation's path with a trailing "-" (RFC 6902's
-// "past the end of the array") replaced by the index the element lands at,
-// so that every path in the changes form is a JSON Pointer into the target.
-// The index depends on the operations before it, so when there is any "-",
-// the patch is applied one operation at a time to learn the array's length.
-func resolveAppends(from json.RawMessage, p jsondiff.Patch) ([]string, error) {
-	paths := make([]string, len(p))
-	hasAppend := false
-	for i, o := range p {
-		paths[i] = o.Path
-		if strings.HasSuffix(o.Path, "/-") {
-			hasAppend = true
-		}
-	}
-	if !hasAppend {
-		return paths, nil
-	}
-	doc := from
-	for i, o := range p {
-		var cur any
-		if err := json.Unmarshal(doc, &cur); err != nil {
-			return nil, fmt.Errorf("diff: %w", err)
-		}
-		if strings.HasSuffix(o.Path, "/-") {
-			parent := strings.TrimSuffix(o.Path, "/-")
-			if arr, ok := lookupArray(cur, parent); ok {
-				paths[i] = parent + "/" + strconv.Itoa(len(arr))
-			}
-		}
-		one, err := json.Marshal(jsondiff.Patch{o})
-		if err != nil {
-			return nil, fmt.Errorf("diff: %w", err)
-		}
-		dp, err := jsonpatch.DecodePatch(one)
-		if err != nil {
-			return nil, fmt.Errorf("diff: %w", err)
-		}
-		if doc, err = ApplyPatch(doc, dp, jsonpatch.NewApplyOptions()); err != nil {
-			return nil, fmt.Errorf("diff: replaying op %d: %w", i, err)
-		}
-	}
-	return paths, nil
-}
-
-func lookupArray(doc any, ptr string) ([]any, bool) {
-	v, ok := lookup(doc, ptr)
-	if !ok {
-		return nil, false
-	}
-	arr, ok := v.([]any)
-	return arr, ok
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -46,6 +47,32 @@ func TestCompute(t *testing.T) {
 				Modified: map[string]Change{},
 				Removed:  []string{},
 			},
+		},
+		{
+			name: "removals from the middle of an array: each path once, in the source",
+			from: `[1,2,3,4,5]`,
+			to:   `[1,3,5]`,
+			want: Changes{
+				Added:    map[string]json.RawMessage{},
+				Modified: map[string]Change{"/1": {Old: json.RawMessage(`2`), New: json.RawMessage(`3`)}, "/2": {Old: json.RawMessage(`3`), New: json.RawMessage(`5`)}},
+				Removed:  []string{"/3", "/4"},
+			},
+		},
+		{
+			name: "a change of type is a modification",
+			from: `1`,
+			to:   `{"a":1}`,
+			want: Changes{
+				Added:    map[string]json.RawMessage{},
+				Modified: map[string]Change{"": {Old: json.RawMessage(`1`), New: json.RawMessage(`{"a":1}`)}},
+				Removed:  []string{},
+			},
+		},
+		{
+			name: "numbers compare by value",
+			from: `{"n":1.0}`,
+			to:   `{"n":1}`,
+			want: Changes{Added: map[string]json.RawMessage{}, Modified: map[string]Change{}, Removed: []string{}},
 		},
 		{
 			name: "equal values",
@@ -170,6 +197,9 @@ func TestPatchRoundTrip(t *testing.T) {
 				t.Fatalf("modified %q old = %s, source has %s (found %v)", path, ch.Old, ob, ok)
 			}
 		}
+		if got := applyChanges(t, a, c); !jsonEqual(t, got, b) {
+			t.Fatalf("the changes %+v applied to %s give %s, want %s", c, a, got, b)
+		}
 		if c.Empty() != jsonEqual(t, a, b) {
 			t.Fatalf("Compute(%s, %s) empty=%v", a, b, c.Empty())
 		}
@@ -209,4 +239,125 @@ func TestApplyPatchErrorsQuoteCallerPaths(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "/nope") {
 		t.Fatalf("error %v does not name /nope", err)
 	}
+}
+
+// applyChanges rebuilds the target from the source and the changes form:
+// modifications in place, additions (array additions only at the tail, in
+// index order), removals from the end. It proves the form complete and its
+// paths exact.
+func applyChanges(t *rapid.T, from json.RawMessage, c *Changes) []byte {
+	var doc any
+	if err := json.Unmarshal(from, &doc); err != nil {
+		t.Fatal(err)
+	}
+	type op struct {
+		kind string // "set", "remove"
+		path string
+		val  json.RawMessage
+	}
+	var ops []op
+	for p, ch := range c.Modified {
+		ops = append(ops, op{"set", p, ch.New})
+	}
+	added := make([]string, 0, len(c.Added))
+	for p := range c.Added {
+		added = append(added, p)
+	}
+	sortPaths(added)
+	for _, p := range added {
+		ops = append(ops, op{"set", p, c.Added[p]})
+	}
+	removed := append([]string(nil), c.Removed...)
+	sortPaths(removed)
+	for i := len(removed) - 1; i >= 0; i-- {
+		ops = append(ops, op{"remove", removed[i], nil})
+	}
+	for _, o := range ops {
+		var v any
+		if o.val != nil {
+			_ = json.Unmarshal(o.val, &v)
+		}
+		doc = setPath(t, doc, o.path, v, o.kind == "remove")
+	}
+	out, _ := json.Marshal(doc)
+	return out
+}
+
+// sortPaths orders pointers with numeric tokens by number, so array
+// indexes come in order.
+func sortPaths(ps []string) {
+	key := func(p string) []string { return strings.Split(p, "/") }
+	less := func(a, b string) bool {
+		x, y := key(a), key(b)
+		for i := 0; i < len(x) && i < len(y); i++ {
+			if x[i] == y[i] {
+				continue
+			}
+			nx, e1 := strconv.Atoi(x[i])
+			ny, e2 := strconv.Atoi(y[i])
+			if e1 == nil && e2 == nil {
+				return nx < ny
+			}
+			return x[i] < y[i]
+		}
+		return len(x) < len(y)
+	}
+	for i := 1; i < len(ps); i++ {
+		for j := i; j > 0 && less(ps[j], ps[j-1]); j-- {
+			ps[j], ps[j-1] = ps[j-1], ps[j]
+		}
+	}
+}
+
+func setPath(t *rapid.T, doc any, ptr string, v any, remove bool) any {
+	if ptr == "" {
+		if remove {
+			return nil
+		}
+		return v
+	}
+	toks := strings.Split(ptr[1:], "/")
+	var rec func(cur any, toks []string) any
+	rec = func(cur any, toks []string) any {
+		tok := strings.ReplaceAll(strings.ReplaceAll(toks[0], "~1", "/"), "~0", "~")
+		last := len(toks) == 1
+		switch c := cur.(type) {
+		case map[string]any:
+			if last {
+				if remove {
+					delete(c, tok)
+				} else {
+					c[tok] = v
+				}
+				return c
+			}
+			c[tok] = rec(c[tok], toks[1:])
+			return c
+		case []any:
+			i, err := strconv.Atoi(tok)
+			if err != nil {
+				t.Fatalf("bad index %q in %q", tok, ptr)
+			}
+			if last {
+				switch {
+				case remove:
+					if i != len(c)-1 {
+						t.Fatalf("removal %q is not at the tail of %v", ptr, c)
+					}
+					return c[:i]
+				case i == len(c):
+					return append(c, v)
+				case i < len(c):
+					c[i] = v
+					return c
+				}
+				t.Fatalf("index %q past the end of %v", ptr, c)
+			}
+			c[i] = rec(c[i], toks[1:])
+			return c
+		}
+		t.Fatalf("path %q does not resolve", ptr)
+		return nil
+	}
+	return rec(doc, toks)
 }

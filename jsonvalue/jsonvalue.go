@@ -120,7 +120,9 @@ func Depth(raw []byte) int {
 func Canonical(v json.RawMessage) ([]byte, error) {
 	out, err := jcs.Transform(v)
 	if err != nil {
-		return nil, fmt.Errorf("%w: canonical form: %v", ErrInvalid, err)
+		// JSON that parses but has no RFC 8785 form: a lone UTF-16
+		// surrogate escape ("\ud800") or a number beyond IEEE-754 doubles.
+		return nil, &LimitError{Err: ErrInvalid, Reason: "value has no canonical JSON form (RFC 8785): it holds a lone surrogate escape such as \"\\ud800\" or a number outside the range of a double (" + err.Error() + ")"}
 	}
 	return out, nil
 }

@@ -37,7 +37,7 @@ func invalidArg(field, format string, args ...any) error {
 // refused by a linear scan, never by the recursive decoder).
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	if r.ContentLength > limit {
-		return nil, &state.TooLargeError{Message: fmt.Sprintf("request body is %d bytes; the limit is %d", r.ContentLength, limit), Limit: int(limit), Actual: int(r.ContentLength)}
+		return nil, &state.TooLargeError{Message: fmt.Sprintf("request body is %d bytes; the limit is %d", r.ContentLength, limit), Limit: int(limit), Actual: int(r.ContentLength), Op: -1}
 	}
 	if s.opts.BodyReadTimeout > 0 {
 		rc := http.NewResponseController(w)
@@ -51,7 +51,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64) (
 	if err != nil {
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
-			return nil, &state.TooLargeError{Message: fmt.Sprintf("request body is larger than %d bytes", limit), Limit: int(limit)}
+			return nil, &state.TooLargeError{Message: fmt.Sprintf("request body is larger than %d bytes", limit), Limit: int(limit), Op: -1}
 		}
 		return nil, invalidArg("body", "reading the request body failed: %v", err)
 	}

@@ -18,17 +18,18 @@ import (
 // Error codes of the wire contract (API.md, Conventions), plus the two the
 // edge adds: method_not_allowed (405) and internal (500).
 const (
-	CodeInvalidArgument  = "invalid_argument"
-	CodeUnauthenticated  = "unauthenticated"
-	CodePermissionDenied = "permission_denied"
-	CodeNotFound         = "not_found"
-	CodeMethodNotAllowed = "method_not_allowed"
-	CodeVersionConflict  = "version_conflict"
-	CodeAlreadyExists    = "already_exists"
-	CodeCompacted        = "compacted"
-	CodeTooLarge         = "too_large"
-	CodeUnavailable      = "unavailable"
-	CodeInternal         = "internal"
+	CodeInvalidArgument      = "invalid_argument"
+	CodeUnauthenticated      = "unauthenticated"
+	CodePermissionDenied     = "permission_denied"
+	CodeNotFound             = "not_found"
+	CodeMethodNotAllowed     = "method_not_allowed"
+	CodeVersionConflict      = "version_conflict"
+	CodeAlreadyExists        = "already_exists"
+	CodeWrongExpectedVersion = "wrong_expected_version"
+	CodeCompacted            = "compacted"
+	CodeTooLarge             = "too_large"
+	CodeUnavailable          = "unavailable"
+	CodeInternal             = "internal"
 )
 
 // Errors of the edge itself. They go through the same table as the engine's.
@@ -120,6 +121,7 @@ func toAPIError(err error, ec *errContext) *apiError {
 		mb  *http.MaxBytesError
 		pt  *state.PatchTestFailedError
 		ce  *store.ConflictError
+		wev *store.WrongExpectedVersionError
 	)
 	// Op indexes are the batch's business: a single write's store error
 	// may carry op 0 (its only op), which means nothing to the caller.
@@ -169,6 +171,9 @@ func toAPIError(err error, ec *errContext) *apiError {
 		if tl.Actual > 0 {
 			d["actual"] = tl.Actual
 		}
+		if ec != nil && ec.batch && tl.Op >= 0 {
+			d["op"] = tl.Op
+		}
 		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: CodeTooLarge, Message: tl.Message, Details: d}
 	case errors.As(err, &mb):
 		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: CodeTooLarge,
@@ -197,6 +202,9 @@ func toAPIError(err error, ec *errContext) *apiError {
 			msg = fmt.Sprintf("op %d: %s", ce.Op, msg)
 		}
 		return &apiError{Status: http.StatusConflict, Code: code, Message: msg, Details: conflictDetails(ce, ec)}
+	case errors.As(err, &wev):
+		return &apiError{Status: http.StatusConflict, Code: CodeWrongExpectedVersion, Message: wev.Error(),
+			Details: map[string]any{"stream_id": wev.StreamID, "expected_version": wev.Expected, "current_version": wev.CurrentVersion}}
 	case errors.Is(err, store.ErrAlreadyExists):
 		return &apiError{Status: http.StatusConflict, Code: CodeAlreadyExists, Message: "key already exists", Details: withOp(nil, op)}
 	case errors.Is(err, store.ErrVersionConflict):
@@ -217,12 +225,13 @@ func toAPIError(err error, ec *errContext) *apiError {
 		return &apiError{Status: http.StatusNotFound, Code: CodeNotFound, Message: msg, Details: withOp(nil, op)}
 	case errors.Is(err, store.ErrCompacted):
 		d := map[string]any{}
-		var oe interface{ OldestRevision() int64 }
-		if errors.As(err, &oe) {
-			d["oldest_revision"] = oe.OldestRevision()
+		msg := "that revision is older than the oldest kept history"
+		var cpe *store.CompactedError
+		if errors.As(err, &cpe) {
+			d["oldest_revision"] = cpe.OldestRevision
+			msg = fmt.Sprintf("events before revision %d were compacted; resume from revision %d or later", cpe.OldestRevision, max(cpe.OldestRevision-1, 0))
 		}
-		return &apiError{Status: http.StatusGone, Code: CodeCompacted,
-			Message: "that revision is older than the oldest kept history", Details: d}
+		return &apiError{Status: http.StatusGone, Code: CodeCompacted, Message: msg, Details: d}
 
 	// 503
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrClosed), errors.Is(err, state.ErrClosed):

@@ -15,12 +15,6 @@ import (
 	"github.com/agentstate/agentstate/store"
 )
 
-type oldestErr struct{ rev int64 }
-
-func (e oldestErr) Error() string         { return "compacted" }
-func (e oldestErr) Unwrap() error         { return store.ErrCompacted }
-func (e oldestErr) OldestRevision() int64 { return e.rev }
-
 // TestErrorTable checks each row of the one table.
 func TestErrorTable(t *testing.T) {
 	k := store.Key{AgentID: "a", Tier: "local", Key: "k"}
@@ -50,7 +44,8 @@ func TestErrorTable(t *testing.T) {
 		{"not found", store.ErrNotFound, 404, CodeNotFound},
 		{"not found in a batch op", &store.OpError{Op: 3, Err: store.ErrNotFound}, 404, CodeNotFound},
 		{"compacted", store.ErrCompacted, 410, CodeCompacted},
-		{"compacted with oldest", oldestErr{rev: 17}, 410, CodeCompacted},
+		{"compacted with oldest", &store.CompactedError{OldestRevision: 17}, 410, CodeCompacted},
+		{"wrong expected version", &store.WrongExpectedVersionError{StreamID: "s", Expected: 2, CurrentVersion: 5}, 409, CodeWrongExpectedVersion},
 		{"store unavailable", fmt.Errorf("db: %w", store.ErrUnavailable), 503, CodeUnavailable},
 		{"store closed", store.ErrClosed, 503, CodeUnavailable},
 		{"engine closed", state.ErrClosed, 503, CodeUnavailable},
@@ -76,7 +71,7 @@ func TestErrorTable(t *testing.T) {
 	}
 
 	// details.oldest_revision when the store knows it.
-	if d := toAPIError(oldestErr{rev: 17}, nil).Details; d["oldest_revision"] != int64(17) {
+	if d := toAPIError(fmt.Errorf("wrapped: %w", &store.CompactedError{OldestRevision: 17}), nil).Details; d["oldest_revision"] != int64(17) {
 		t.Fatalf("compacted details %v", d)
 	}
 	// details.op of a batch's failing op.

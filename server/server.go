@@ -102,6 +102,9 @@ type Server struct {
 	handler     http.Handler
 	singleLimit int64
 	batchLimit  int64
+	// stopping is canceled when shutdown begins: open streams end.
+	stopping    context.Context
+	stopStreams context.CancelFunc
 }
 
 // New returns a Server over m. The Server does not own m: closing the engine
@@ -126,6 +129,7 @@ func New(m *state.Manager, opts Options) *Server {
 		opts.Authenticator = AnonymousAuthenticator{}
 	}
 	s := &Server{m: m, opts: opts, log: opts.Logger, mux: http.NewServeMux()}
+	s.stopping, s.stopStreams = context.WithCancel(context.Background())
 	s.singleLimit = int64(m.Limits().MaxBytes) + opts.BodySlack
 	if s.singleLimit <= opts.BodySlack {
 		s.singleLimit = 1<<20 + opts.BodySlack
@@ -148,13 +152,15 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // ReadTimeout or WriteTimeout, which would cut long-lived streams (SSE,
 // WebSocket); request bodies are bounded per request by BodyReadTimeout.
 func (s *Server) HTTPServer() *http.Server {
-	return &http.Server{
+	hs := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	hs.RegisterOnShutdown(s.stopStreams)
+	return hs
 }
 
 // Serve serves HTTPServer() on ln until ctx is done, then shuts down
@@ -268,6 +274,14 @@ func (s *Server) routes() {
 		s.handle("/v1/agents/{agent_id}/"+r.name+"/{tier}/{key...}", true, methods{r.method: r.h})
 		s.handle("/v1/agents/{agent_id}/"+r.name+"/{tier}", true, methods{r.method: r.h})
 	}
+
+	// Event streams (event sourcing). The all-streams subscription is
+	// registered before {stream_id} patterns; ServeMux prefers the more
+	// specific literal segment anyway.
+	s.handle("/v1/streams/events", true, methods{get: s.subscribeAll})
+	s.handle("/v1/streams/{stream_id}/events", true, methods{get: s.readEvents, post: s.appendEvents})
+	s.handle("/v1/streams/{stream_id}/snapshot", true, methods{get: s.getSnapshot, put: s.putSnapshot})
+	s.handle("/v1/streams/{stream_id}/subscribe", true, methods{get: s.subscribeStream})
 
 	// Probes (no authentication).
 	s.handle("/healthz", false, methods{get: s.healthz})

@@ -12,6 +12,7 @@ package state
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -62,11 +63,15 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock (default time.Now); tests move it.
 	Now func() time.Time
+	// Streams is the event store (optional; without it the stream calls
+	// fail). The Manager owns it: Close closes it.
+	Streams store.StreamStore
 }
 
 // Manager is the engine. It is safe for concurrent use.
 type Manager struct {
 	st         store.Store
+	streams    store.StreamStore
 	tiers      map[string]TierPolicy
 	limits     jsonvalue.Limits
 	maxBatch   int
@@ -100,6 +105,7 @@ func New(st store.Store, opts Options) (*Manager, error) {
 	}
 	m := &Manager{
 		st:         st,
+		streams:    opts.Streams,
 		tiers:      tiers,
 		limits:     opts.Limits,
 		maxBatch:   opts.MaxBatchOps,
@@ -171,6 +177,9 @@ func (m *Manager) Close() error {
 		close(m.stop)
 		m.wg.Wait()
 		m.closeErr = m.st.Close()
+		if c, ok := m.streams.(interface{ Close() error }); ok && m.streams != nil {
+			m.closeErr = errors.Join(m.closeErr, c.Close())
+		}
 	})
 	return m.closeErr
 }

@@ -240,6 +240,9 @@ type TooLargeError struct {
 	Message string
 	Limit   int
 	Actual  int
+	// Op is the index of the batch op at fault, or -1 (0 in a zero value:
+	// only batch answers report it).
+	Op int
 }
 
 func (e *TooLargeError) Error() string { return e.Message }

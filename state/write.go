@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
@@ -244,8 +245,6 @@ func (m *Manager) BatchWrite(ctx context.Context, req BatchWriteRequest) (*Batch
 		patch   func(*Entry) (json.RawMessage, error)
 		pinned  bool // expected version set by us for a patch
 		userExp *int64
-		ttl     *time.Duration
-		meta    json.RawMessage
 	}
 	preps := make([]prepared, len(req.Ops))
 	seen := make(map[store.Key]int, len(req.Ops))
@@ -262,7 +261,7 @@ func (m *Manager) BatchWrite(ctx context.Context, req BatchWriteRequest) (*Batch
 		if err := checkExpected(o.ExpectedVersion, fmt.Sprintf("ops[%d].expected_version", i)); err != nil {
 			return nil, withOp(err, i)
 		}
-		pr := prepared{userExp: o.ExpectedVersion, ttl: o.TTL}
+		pr := prepared{userExp: o.ExpectedVersion}
 		var action auth.Action
 		switch o.Op {
 		case BatchPut:
@@ -276,6 +275,9 @@ func (m *Manager) BatchWrite(ctx context.Context, req BatchWriteRequest) (*Batch
 			bytesTotal += len(op.Value)
 		case BatchDelete:
 			action = auth.ActionDelete
+			if o.TTL != nil {
+				return nil, &InvalidArgumentError{Field: "ttl_seconds", Op: i, Message: fmt.Sprintf("op %d: ttl_seconds applies to put ops only", i)}
+			}
 			pr.op = store.WriteOp{Kind: store.OpDelete, Key: k, ExpectedVersion: o.ExpectedVersion, HistoryLimit: m.tiers[k.Tier].HistoryLimit}
 		case BatchPatch:
 			action = auth.ActionWrite
@@ -306,7 +308,7 @@ func (m *Manager) BatchWrite(ctx context.Context, req BatchWriteRequest) (*Batch
 	}
 	// A batch is one transaction; bound its size like a request body.
 	if limit := 8 * m.limits.MaxBytes; bytesTotal > limit {
-		return nil, &TooLargeError{Message: fmt.Sprintf("batch values total %d bytes; the limit is %d", bytesTotal, limit), Limit: limit, Actual: bytesTotal}
+		return nil, &TooLargeError{Message: fmt.Sprintf("batch values total %d bytes; the limit is %d", bytesTotal, limit), Limit: limit, Actual: bytesTotal, Op: -1}
 	}
 	for attempt := 0; ; attempt++ {
 		ops := make([]store.WriteOp, len(preps))
@@ -326,7 +328,8 @@ func (m *Manager) BatchWrite(ctx context.Context, req BatchWriteRequest) (*Batch
 				if err != nil {
 					return nil, withOp(err, i)
 				}
-				op, err := m.putOp(pr.op.Key, nv, nil, nil, i)
+				// A patch keeps the key's metadata, as a single PATCH does.
+				op, err := m.putOp(pr.op.Key, nv, nil, cur.Metadata, i)
 				if err != nil {
 					return nil, err
 				}
@@ -406,7 +409,7 @@ func (m *Manager) checkMetadata(md json.RawMessage, opIndex int) (json.RawMessag
 	if err != nil {
 		var le *jsonvalue.LimitError
 		if errors.As(err, &le) && errors.Is(err, jsonvalue.ErrTooLarge) {
-			return nil, &TooLargeError{Message: "metadata: " + le.Reason, Limit: le.Limit, Actual: le.Actual}
+			return nil, &TooLargeError{Message: prefixOp(opIndex, "metadata: "+le.Reason), Limit: le.Limit, Actual: le.Actual, Op: opIndex}
 		}
 		return nil, &InvalidArgumentError{Field: "metadata", Op: opIndex, Message: prefixOp(opIndex, "metadata: "+err.Error())}
 	}
@@ -434,7 +437,17 @@ func (m *Manager) parsePatch(jp, mp json.RawMessage, opIndex int) (func(*Entry) 
 			return nil, fieldError(fmt.Errorf("merge_patch: %w", err), "merge_patch", opIndex)
 		}
 		return func(cur *Entry) (json.RawMessage, error) {
-			out, err := jsonpatch.MergePatch(cur.Value, doc)
+			// RFC 7386: a patch that is not an object replaces the target;
+			// an object patch on a target that is not an object applies to {}.
+			// (evanphx/json-patch refuses both; spell them out.)
+			if doc[0] != '{' {
+				return doc, nil
+			}
+			target := cur.Value
+			if len(target) == 0 || target[0] != '{' {
+				target = json.RawMessage("{}")
+			}
+			out, err := jsonpatch.MergePatch(target, doc)
 			if err != nil {
 				return nil, &InvalidArgumentError{Field: "merge_patch", Op: opIndex, Message: prefixOp(opIndex, "merge_patch: "+err.Error())}
 			}
@@ -568,9 +581,16 @@ func valueError(err error, op int) error { return fieldError(err, "value", op) }
 func fieldError(err error, field string, op int) error {
 	var le *jsonvalue.LimitError
 	if errors.As(err, &le) && errors.Is(err, jsonvalue.ErrTooLarge) {
-		return &TooLargeError{Message: prefixOp(op, le.Reason), Limit: le.Limit, Actual: le.Actual}
+		return &TooLargeError{Message: prefixOp(op, le.Reason), Limit: le.Limit, Actual: le.Actual, Op: op}
 	}
-	return &InvalidArgumentError{Field: field, Op: op, Message: prefixOp(op, err.Error())}
+	msg := err.Error()
+	if errors.As(err, &le) {
+		msg = le.Reason
+		if pfx, _, ok := strings.Cut(err.Error(), le.Reason); ok && pfx != "" {
+			msg = pfx + le.Reason // keep a "merge_patch: " prefix
+		}
+	}
+	return &InvalidArgumentError{Field: field, Op: op, Message: prefixOp(op, msg)}
 }
 
 func prefixOp(op int, msg string) string {
