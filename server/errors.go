@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/agentstate/agentstate/auth"
+	"github.com/agentstate/agentstate/feed"
 	"github.com/agentstate/agentstate/jsonvalue"
 	"github.com/agentstate/agentstate/keys"
 	"github.com/agentstate/agentstate/state"
@@ -122,6 +123,7 @@ func toAPIError(err error, ec *errContext) *apiError {
 		pt  *state.PatchTestFailedError
 		ce  *store.ConflictError
 		wev *store.WrongExpectedVersionError
+		lag *feed.LaggedError
 	)
 	// Op indexes are the batch's business: a single write's store error
 	// may carry op 0 (its only op), which means nothing to the caller.
@@ -234,6 +236,13 @@ func toAPIError(err error, ec *errContext) *apiError {
 		return &apiError{Status: http.StatusGone, Code: CodeCompacted, Message: msg, Details: d}
 
 	// 503
+	case errors.As(err, &lag):
+		return &apiError{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
+			Message: fmt.Sprintf("this subscriber fell too far behind; resume from revision %d", lag.ResumeFrom),
+			Details: map[string]any{"resume_from": lag.ResumeFrom}}
+	case errors.Is(err, feed.ErrHubClosed):
+		return &apiError{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
+			Message: "the server is stopping; reconnect and resume", Header: map[string]string{"Retry-After": "1"}}
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrClosed), errors.Is(err, state.ErrClosed):
 		return &apiError{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
 			Message: "the store is unavailable; retry later", Header: map[string]string{"Retry-After": "1"}}

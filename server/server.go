@@ -275,6 +275,10 @@ func (s *Server) routes() {
 		s.handle("/v1/agents/{agent_id}/"+r.name+"/{tier}", true, methods{r.method: r.h})
 	}
 
+	// Change events.
+	s.handle("/v1/events", true, methods{get: s.events})
+	s.handle("/v1/ws", true, methods{get: s.websocket})
+
 	// Event streams (event sourcing). The all-streams subscription is
 	// registered before {stream_id} patterns; ServeMux prefers the more
 	// specific literal segment anyway.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/agentstate/agentstate/audit"
 	"github.com/agentstate/agentstate/auth"
+	"github.com/agentstate/agentstate/feed"
 	"github.com/agentstate/agentstate/jsonvalue"
 	"github.com/agentstate/agentstate/keys"
 	"github.com/agentstate/agentstate/store"
@@ -66,6 +67,13 @@ type Options struct {
 	// Streams is the event store (optional; without it the stream calls
 	// fail). The Manager owns it: Close closes it.
 	Streams store.StreamStore
+	// FeedRetention is how long change events are kept (default 24 h;
+	// negative: forever). CompactInterval is how often the feed is compacted
+	// (default 1 min). FeedBuffer is each subscriber's buffer in events
+	// before it is cut off as too slow (default 4096).
+	FeedRetention   time.Duration
+	CompactInterval time.Duration
+	FeedBuffer      int
 }
 
 // Manager is the engine. It is safe for concurrent use.
@@ -85,6 +93,12 @@ type Manager struct {
 	closeOnce  sync.Once
 	closeErr   error
 	closedFlag chan struct{}
+
+	// The change feed (nil when the store keeps none).
+	feedStore feedStore
+	hub       *feed.Hub
+	stopFeed  context.CancelFunc
+	retention time.Duration
 }
 
 // New returns a Manager over st and starts its TTL reaper. The Manager owns
@@ -145,6 +159,7 @@ func New(st store.Store, opts Options) (*Manager, error) {
 		m.wg.Add(1)
 		go m.reapLoop()
 	}
+	m.startFeed(opts)
 	return m, nil
 }
 
@@ -175,6 +190,9 @@ func (m *Manager) Close() error {
 	m.closeOnce.Do(func() {
 		close(m.closedFlag)
 		close(m.stop)
+		if m.stopFeed != nil {
+			m.stopFeed()
+		}
 		m.wg.Wait()
 		m.closeErr = m.st.Close()
 		if c, ok := m.streams.(interface{ Close() error }); ok && m.streams != nil {

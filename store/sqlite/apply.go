@@ -27,8 +27,16 @@ type curRow struct {
 	createdBy     string
 	metadata      string
 	deleted       bool
-	minVersion    int64 // oldest version row still kept
+	keepFrom      int64 // oldest version visible in History/Get (the newest row's keep_from)
 	firstRevision int64
+	// physMin is the oldest version row stored (<= keepFrom: rows below
+	// keepFrom stay while the feed needs them). It may be stale (too low)
+	// after a compaction; it only saves the cleanup query, never decides it.
+	physMin int64
+	// cleanedAt is the oldest revision (feed) at which every row of this key
+	// that may go for good was deleted, and later writes cannot make more of
+	// them deletable until the feed is compacted again; 0 if unknown.
+	cleanedAt int64
 }
 
 // size approximates the memory a cached row holds.
@@ -82,7 +90,7 @@ func (w *writer) loadCur(k store.Key) (curRow, error) {
 	var changeType string
 	err := w.st.selCur.QueryRowContext(bg, k.AgentID, k.Tier, k.Key).Scan(
 		&c.rowid, &c.firstRevision, &c.version, &c.revision, &changeType, &value, &c.checksum, &c.chain,
-		&c.createdAt, &c.updatedAt, &c.expiresAt, &c.createdBy, &metadata, &c.minVersion)
+		&c.createdAt, &c.updatedAt, &c.expiresAt, &c.createdBy, &metadata, &c.keepFrom, &c.physMin)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return curRow{}, nil
@@ -192,16 +200,17 @@ func (w *writer) execute(req store.WriteRequest, plans []opPlan, now time.Time, 
 		}
 		cur := &p.cur
 		version, chain, createdAt := cur.version, cur.chain, cur.createdAt
-		minVersion, firstRevision := cur.minVersion, cur.firstRevision
+		keepFrom, firstRevision := cur.keepFrom, cur.firstRevision
+		physMin, cleanedAt := cur.physMin, cur.cleanedAt
 		keyID := cur.rowid
 		if !cur.exists {
-			version, chain, minVersion, firstRevision = 0, "", 1, rev
+			version, chain, keepFrom, firstRevision, physMin, cleanedAt = 0, "", 1, rev, 1, 0
 		}
 		if p.expireFirst { // only for an existing key: keyID is set
 			version++
 			chain = store.ChainHash(chain, version, store.ChangeExpire, "")
 			if _, err := w.st.insVersion.ExecContext(bg, keyID, version, expRev, store.ChangeExpire, nil, "", chain,
-				createdAt, nowNs, nil, ExpireCreatedBy, "expired", nil); err != nil {
+				createdAt, nowNs, nil, ExpireCreatedBy, "expired", nil, keepFrom); err != nil {
 				return nil, 0, err
 			}
 		}
@@ -268,23 +277,55 @@ func (w *writer) execute(req store.WriteRequest, plans []opPlan, now time.Time, 
 			row.metadata = string(op.Metadata)
 			metadata = row.metadata
 		}
+		// History pruning is logical: versions below keepFrom are hidden at
+		// once; their rows go when the feed no longer needs them (cleanup).
+		if lim := int64(op.HistoryLimit); lim > 0 && e.Version-keepFrom+1 > lim {
+			keepFrom = e.Version - lim + 1
+		}
 		if _, err := w.st.insVersion.ExecContext(bg, keyID, e.Version, rev, changeType, value, e.Checksum, chain,
-			createdAt, nowNs, expiresAt, op.CreatedBy, op.ChangeSummary, metadata); err != nil {
+			createdAt, nowNs, expiresAt, op.CreatedBy, op.ChangeSummary, metadata, keepFrom); err != nil {
 			return nil, 0, err
 		}
-		if lim := int64(op.HistoryLimit); lim > 0 && e.Version-minVersion+1 > lim {
-			minVersion = e.Version - lim + 1
-			if _, err := w.st.prune.ExecContext(bg, keyID, minVersion); err != nil {
+		if w.oldest > 1 && physMin < keepFrom && cleanedAt != w.oldest {
+			var err error
+			if physMin, cleanedAt, err = w.cleanup(keyID, keepFrom, physMin); err != nil {
 				return nil, 0, err
 			}
 		}
 		row.exists, row.rowid, row.version, row.revision = true, keyID, e.Version, rev
 		row.checksum, row.chain, row.createdAt, row.updatedAt = e.Checksum, chain, createdAt, nowNs
-		row.createdBy, row.deleted, row.minVersion, row.firstRevision = op.CreatedBy, e.Deleted, minVersion, firstRevision
+		row.createdBy, row.deleted, row.keepFrom, row.firstRevision = op.CreatedBy, e.Deleted, keepFrom, firstRevision
+		row.physMin, row.cleanedAt = physMin, cleanedAt
 		w.staged = append(w.staged, stagedRow{k, row})
 		res.Results[i] = store.OpResult{Entry: e, ChangeType: changeType, Previous: p.prev}
 	}
 	return res, rev, nil
+}
+
+// cleanup deletes the version rows of key keyID that are in neither view:
+// hidden from History (version < keepFrom) and not needed by the feed (the
+// next version's revision is below the oldest kept revision, so no kept event
+// has this row as its old value). Revisions grow with versions, so with m =
+// the newest version <= keepFrom whose revision is compacted, exactly the rows
+// below m may go. It returns the new oldest stored version and, when no later
+// write can make more rows deletable before the next compaction (the row at
+// keepFrom is kept by the feed), the oldest revision it cleaned at.
+func (w *writer) cleanup(keyID, keepFrom, physMin int64) (int64, int64, error) {
+	var m int64
+	if err := w.st.cleanMax.QueryRowContext(bg, keyID, keepFrom, w.oldest).Scan(&m); err != nil {
+		return 0, 0, err
+	}
+	if m > physMin {
+		if _, err := w.st.prune.ExecContext(bg, keyID, m); err != nil {
+			return 0, 0, err
+		}
+		physMin = m
+	}
+	var cleanedAt int64
+	if m < keepFrom {
+		cleanedAt = w.oldest
+	}
+	return physMin, cleanedAt, nil
 }
 
 // rawOrNil returns b as JSON, nil when empty.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/agentstate/agentstate/store"
 )
@@ -29,10 +30,46 @@ func benchOpen(b *testing.B) *Store {
 // BenchmarkWrite: 64 concurrent writers (on 2 cores: parallelism 32) each
 // updating its own keys with unconditional puts of benchValue, durable
 // (synchronous=FULL), history limited to 20 versions as in the local tier.
+//
+// The compact variant also compacts the change feed every 50ms down to the
+// last 10,000 revisions, as a deployment that bounds its feed would: writes
+// then also delete the rows no view needs any more (writer.cleanup, and
+// compaction's cleanup between batches).
 func BenchmarkWrite(b *testing.B) {
-	for _, writers := range []int{1, 64} {
-		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+	for _, bc := range []struct {
+		writers int
+		compact bool
+	}{{1, false}, {64, false}, {64, true}} {
+		writers := bc.writers
+		name := fmt.Sprintf("writers=%d", writers)
+		if bc.compact {
+			name += "/compact"
+		}
+		b.Run(name, func(b *testing.B) {
 			s := benchOpen(b)
+			if bc.compact {
+				stop := make(chan struct{})
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					t := time.NewTicker(50 * time.Millisecond)
+					defer t.Stop()
+					for {
+						select {
+						case <-stop:
+							return
+						case <-t.C:
+							if rev := s.committed.Load() - 10000; rev > 0 {
+								if err := s.CompactEvents(context.Background(), rev); err != nil {
+									b.Error(err)
+									return
+								}
+							}
+						}
+					}
+				}()
+				b.Cleanup(func() { close(stop); <-done })
+			}
 			var next atomic.Int64
 			before := s.Stats()
 			b.SetBytes(int64(len(benchValue)))

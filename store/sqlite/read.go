@@ -18,6 +18,7 @@ type readStmts struct {
 	list, listBounded                     *sql.Stmt
 	history                               *sql.Stmt
 	expired                               *sql.Stmt
+	meta, events, scan                    *sql.Stmt
 }
 
 const (
@@ -41,23 +42,31 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 		// The current entry is the newest version row (a tombstone when deleted).
 		{&r.getCur, `SELECT ` + versionCols + `, change_type IN ('delete', 'expire') FROM state_versions
 			WHERE key_id = ` + keyIDOf + ` ORDER BY version DESC LIMIT 1`},
+		// A version below the key's keep_from is hidden (pruned from history)
+		// even while its row is kept for the change feed.
 		{&r.getVersion, `SELECT ` + versionCols + `, change_type FROM state_versions
-			WHERE key_id = ` + keyIDOf + ` AND version = ?`},
+			WHERE key_id = (SELECT id FROM agent_states WHERE agent_id = ?1 AND tier = ?2 AND key = ?3)
+			AND version = ?4 AND version >= (SELECT n.keep_from FROM state_versions n
+			WHERE n.key_id = (SELECT id FROM agent_states WHERE agent_id = ?1 AND tier = ?2 AND key = ?3)
+			ORDER BY n.version DESC LIMIT 1)`},
 		{&r.getAtRev, `SELECT ` + versionCols + `, change_type FROM state_versions
 			WHERE key_id = ? AND revision <= ? ORDER BY version DESC LIMIT 1`},
-		{&r.keyInfo, `SELECT id, first_revision,
-			(SELECT max(version) FROM state_versions WHERE key_id = a.id),
-			(SELECT min(version) FROM state_versions WHERE key_id = a.id)
-			FROM agent_states a WHERE agent_id = ? AND tier = ? AND key = ?`},
+		// The key's id, first revision, newest version and oldest visible version.
+		{&r.keyInfo, `SELECT a.id, a.first_revision, v.version, v.keep_from
+			FROM agent_states a JOIN state_versions v ON v.id = ` + newestOf + `
+			WHERE a.agent_id = ? AND a.tier = ? AND a.key = ?`},
 		{&r.list, `SELECT ` + listCols + listFrom + listWhere + ` ORDER BY a.key LIMIT ?`},
 		{&r.listBounded, `SELECT ` + listCols + listFrom + listWhere + ` AND a.key < ? ORDER BY a.key LIMIT ?`},
 		{&r.history, `SELECT version, revision, change_type, value, checksum, chain,
 			created_at, updated_at, expires_at, created_by, change_summary, metadata FROM state_versions
-			WHERE key_id = ? AND version < ? ORDER BY version DESC LIMIT ?`},
+			WHERE key_id = ? AND version < ? AND version >= ? ORDER BY version DESC LIMIT ?`},
 		{&r.expired, `SELECT agent_id, tier, key, (SELECT max(version) FROM state_versions WHERE key_id = a.id)
 			FROM agent_states a
 			WHERE deleted = 0 AND expires_at IS NOT NULL AND expires_at <= ?
 			ORDER BY expires_at, agent_id, tier, key LIMIT ?`},
+		{&r.meta, sqlMeta},
+		{&r.events, sqlEvents},
+		{&r.scan, sqlScan},
 	} {
 		st, err := db.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -70,7 +79,7 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 
 func (r *readStmts) close() {
 	for _, st := range []*sql.Stmt{r.getCur, r.getVersion, r.getAtRev, r.keyInfo, r.list, r.listBounded,
-		r.history, r.expired} {
+		r.history, r.expired, r.meta, r.events, r.scan} {
 		if st != nil {
 			st.Close()
 		}
@@ -186,9 +195,9 @@ func (s *Store) getAtRevision(ctx context.Context, k store.Key, rev int64) (_ *s
 		return nil, s.readErr(ctx, "get", err)
 	}
 	defer tx.Rollback()
-	var keyID, firstRevision, cur, minVersion int64
+	var keyID, firstRevision, cur, keepFrom int64
 	if err := tx.StmtContext(ctx, s.rs.keyInfo).QueryRowContext(ctx, k.AgentID, k.Tier, k.Key).
-		Scan(&keyID, &firstRevision, &cur, &minVersion); err != nil {
+		Scan(&keyID, &firstRevision, &cur, &keepFrom); err != nil {
 		return nil, s.readErr(ctx, "get", err)
 	}
 	var row entryRow
@@ -197,14 +206,17 @@ func (s *Store) getAtRevision(ctx context.Context, k store.Key, rev int64) (_ *s
 		Scan(append(row.dest(), &changeType)...)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		// No kept version is old enough. Either the key did not exist yet at
-		// rev, or the version that answered was pruned.
-		if rev >= firstRevision && minVersion > 1 {
+		// No stored version is old enough. Either the key did not exist yet
+		// at rev, or the version that answered was pruned.
+		if rev >= firstRevision && keepFrom > 1 {
 			return nil, store.ErrCompacted
 		}
 		return nil, store.ErrNotFound
 	case err != nil:
 		return nil, s.readErr(ctx, "get", err)
+	case row.version < keepFrom:
+		// The answer is stored (the feed still needs it) but pruned from history.
+		return nil, store.ErrCompacted
 	case isTombstone(changeType):
 		return nil, store.ErrNotFound
 	}
@@ -321,12 +333,12 @@ func (s *Store) History(ctx context.Context, req store.HistoryRequest) (*store.H
 	}
 	defer tx.Rollback()
 	res := &store.HistoryResult{}
-	var keyID, firstRevision, minVersion int64
+	var keyID, firstRevision, keepFrom int64
 	if err := tx.StmtContext(ctx, s.rs.keyInfo).QueryRowContext(ctx, k.AgentID, k.Tier, k.Key).
-		Scan(&keyID, &firstRevision, &res.CurrentVersion, &minVersion); err != nil {
+		Scan(&keyID, &firstRevision, &res.CurrentVersion, &keepFrom); err != nil {
 		return nil, s.readErr(ctx, "history", err)
 	}
-	rows, err := tx.StmtContext(ctx, s.rs.history).QueryContext(ctx, keyID, before, req.Limit)
+	rows, err := tx.StmtContext(ctx, s.rs.history).QueryContext(ctx, keyID, before, keepFrom, req.Limit)
 	if err != nil {
 		return nil, s.readErr(ctx, "history", err)
 	}

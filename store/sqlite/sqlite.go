@@ -3,7 +3,8 @@
 //
 // It owns the schema (goose migrations embedded under migrations/), the
 // translation of the store contract into SQL (dense versions, compare-and-set,
-// tombstones, expiry, history pruning, point-in-time reads) and group commit.
+// tombstones, expiry, history pruning, point-in-time reads, the change feed)
+// and group commit.
 //
 // Why SQLite: the modernc.org/sqlite driver is pure Go (static binary, no
 // cgo), it is durable on acknowledgement (WAL with synchronous=FULL), and it
@@ -31,7 +32,10 @@
 // its state_versions row, keyed by an integer key id (agent_states.id); a
 // key's current state is its newest version row. agent_states only names the
 // key and keeps the columns the list and reaper filters need, so a plain
-// update writes one version row (plus a prune) and nothing else. Requests of
+// update writes one version row and nothing else. The version rows are also
+// the change feed (events.go): history pruning only hides versions at once
+// (keep_from), and a row is deleted when the feed is compacted past it too,
+// by the writer for the key it writes or by CompactEvents. Requests of
 // a batch run without savepoints; a database error in the middle of a request
 // rolls the batch back and re-runs it with a savepoint per request.
 //
@@ -164,10 +168,20 @@ type Store struct {
 	quit  chan struct{} // closed by Close: the writer stops taking requests
 	done  chan struct{} // closed when the writer goroutine has exited
 
+	compactQ chan *compactReq // CompactEvents, for the writer goroutine
+
 	ckptKick chan struct{} // the writer committed new WAL frames
 	ckptDone chan struct{} // closed when the checkpointer has exited
 
 	committed atomic.Int64 // revision of the latest committed request
+	oldest    atomic.Int64 // the feed's oldest kept revision
+
+	// commitCh is closed (and replaced) at the next commit when someone
+	// waits for it (commitWaited), see WaitCommit.
+	commitMu     sync.Mutex
+	commitCh     chan struct{}
+	commitWaited bool
+
 	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
@@ -229,6 +243,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		queue: make(chan *writeReq, 2*opts.MaxBatch),
 		quit:  make(chan struct{}),
 		done:  make(chan struct{}),
+
+		compactQ: make(chan *compactReq),
+		commitCh: make(chan struct{}),
 
 		ckptKick: make(chan struct{}, 1),
 		ckptDone: make(chan struct{}),
@@ -296,6 +313,7 @@ func (s *Store) open(ctx context.Context) error {
 	}
 	s.w = w
 	s.committed.Store(w.rev)
+	s.oldest.Store(w.oldest)
 	return nil
 }
 

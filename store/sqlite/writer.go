@@ -153,6 +153,12 @@ type writer struct {
 	// beforeCommit, when set (tests), runs before COMMIT; an error makes the
 	// batch fail as if COMMIT had failed.
 	beforeCommit func() error
+
+	// The change feed's compaction (events.go).
+	oldest      int64         // the feed's oldest kept revision (store_meta.oldest_revision)
+	purge       int64         // store_meta.purge_revision: compaction's cleanup is done below it
+	compactions []*compactReq // CompactEvents waiting for the cleanup to reach their revision
+	purgeFailed error         // the cleanup failed: it waits for the next compaction
 }
 
 // writeStmts are prepared once on the write connection.
@@ -162,25 +168,43 @@ type writeStmts struct {
 	selCur                     *sql.Stmt
 	insVersion                 *sql.Stmt
 	insCur, updCur             *sql.Stmt
-	prune                      *sql.Stmt
+	prune, cleanMax            *sql.Stmt
 	setRev                     *sql.Stmt
-	loadRev                    *sql.Stmt
+	loadRev, loadMeta          *sql.Stmt
+	setOldest, purgeRows       *sql.Stmt
+	setPurge                   *sql.Stmt
 }
 
 const (
 	// sqlSelCur reads a key's current state: its agent_states row, its
-	// newest version row and its oldest kept version.
+	// newest version row and its oldest stored version.
 	sqlSelCur = `SELECT a.id, a.first_revision, v.version, v.revision, v.change_type, v.value, v.checksum, v.chain,
-	v.created_at, v.updated_at, v.expires_at, v.created_by, v.metadata,
+	v.created_at, v.updated_at, v.expires_at, v.created_by, v.metadata, v.keep_from,
 	(SELECT min(version) FROM state_versions WHERE key_id = a.id)
 	FROM agent_states a JOIN state_versions v ON v.key_id = a.id
 	WHERE a.agent_id = ? AND a.tier = ? AND a.key = ? ORDER BY v.version DESC LIMIT 1`
 	sqlInsVersion = `INSERT INTO state_versions (key_id, version, revision, change_type, value, checksum, chain,
-	created_at, updated_at, expires_at, created_by, change_summary, metadata)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	created_at, updated_at, expires_at, created_by, change_summary, metadata, keep_from)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlInsCur = `INSERT INTO agent_states (agent_id, tier, key, deleted, expires_at, first_revision) VALUES (?, ?, ?, ?, ?, ?)`
 	sqlUpdCur = `UPDATE agent_states SET deleted = ?, expires_at = ? WHERE id = ?`
 	sqlPrune  = `DELETE FROM state_versions WHERE key_id = ? AND version < ?`
+	// sqlCleanMax: the newest version <= keep_from (?2) of a key whose
+	// revision is compacted (< ?3), see writer.cleanup.
+	sqlCleanMax = `SELECT coalesce(max(version), 0) FROM state_versions
+	WHERE key_id = ?1 AND version <= ?2 AND revision < ?3`
+	sqlLoadMeta  = `SELECT oldest_revision, purge_revision FROM store_meta WHERE id = 1`
+	sqlSetOldest = `UPDATE store_meta SET oldest_revision = ? WHERE id = 1`
+	sqlSetPurge  = `UPDATE store_meta SET purge_revision = ? WHERE id = 1`
+	// sqlPurgeRows is compaction's cleanup of the rows u with revision in
+	// [?1, ?2), which the feed no longer holds: u's predecessor p is no
+	// longer any event's old value, so it goes if History hides it too
+	// (below the key's keep_from, the newest row's).
+	sqlPurgeRows = `DELETE FROM state_versions WHERE id IN (
+	SELECT p.id FROM state_versions u
+	JOIN state_versions p ON p.key_id = u.key_id AND p.version = u.version - 1
+	WHERE u.revision >= ?1 AND u.revision < ?2
+	AND p.version < (SELECT n.keep_from FROM state_versions n WHERE n.key_id = u.key_id ORDER BY n.version DESC LIMIT 1))`
 	sqlSetRev = `UPDATE store_meta SET revision = ? WHERE id = 1`
 	// sqlLoadRev: the newest version row (highest id) carries the latest revision.
 	sqlLoadRev = `SELECT max((SELECT revision FROM store_meta WHERE id = 1),
@@ -216,8 +240,13 @@ func newWriter(ctx context.Context, s *Store) (*writer, error) {
 		{&w.st.insCur, sqlInsCur},
 		{&w.st.updCur, sqlUpdCur},
 		{&w.st.prune, sqlPrune},
+		{&w.st.cleanMax, sqlCleanMax},
 		{&w.st.setRev, sqlSetRev},
 		{&w.st.loadRev, sqlLoadRev},
+		{&w.st.loadMeta, sqlLoadMeta},
+		{&w.st.setOldest, sqlSetOldest},
+		{&w.st.purgeRows, sqlPurgeRows},
+		{&w.st.setPurge, sqlSetPurge},
 	} {
 		st, err := conn.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -230,13 +259,18 @@ func newWriter(ctx context.Context, s *Store) (*writer, error) {
 		w.close()
 		return nil, fmt.Errorf("store/sqlite: load revision: %w", err)
 	}
+	if err := w.st.loadMeta.QueryRowContext(ctx).Scan(&w.oldest, &w.purge); err != nil {
+		w.close()
+		return nil, fmt.Errorf("store/sqlite: load oldest revision: %w", err)
+	}
 	return w, nil
 }
 
 // close releases the statements and the connection (after run has exited).
 func (w *writer) close() error {
 	for _, st := range []*sql.Stmt{w.st.begin, w.st.commit, w.st.rollback, w.st.savepoint, w.st.release,
-		w.st.undoSP, w.st.selCur, w.st.insVersion, w.st.insCur, w.st.updCur, w.st.prune, w.st.setRev, w.st.loadRev} {
+		w.st.undoSP, w.st.selCur, w.st.insVersion, w.st.insCur, w.st.updCur, w.st.prune, w.st.cleanMax, w.st.setRev,
+		w.st.loadRev, w.st.loadMeta, w.st.setOldest, w.st.purgeRows, w.st.setPurge} {
 		if st != nil {
 			st.Close()
 		}
@@ -267,6 +301,7 @@ func (w *writer) now() time.Time {
 func (w *writer) run() {
 	s := w.s
 	defer close(s.done)
+	defer w.answerCompactions(store.ErrClosed)
 	var carry *writeReq // taken from the queue but did not fit the previous batch
 	for {
 		select {
@@ -282,13 +317,32 @@ func (w *writer) run() {
 				bytes += r.size
 			}
 		}
-		if carry != nil {
+		switch {
+		case carry != nil:
 			take(carry)
 			carry = nil
-		} else {
+		case w.purging():
+			// Compaction's cleanup runs in small transactions while no
+			// write is waiting.
 			select {
 			case r := <-s.queue:
 				take(r)
+			case c := <-s.compactQ:
+				w.compact(c)
+				continue
+			case <-s.quit:
+				return
+			default:
+				w.purgeStep()
+				continue
+			}
+		default:
+			select {
+			case r := <-s.queue:
+				take(r)
+			case c := <-s.compactQ:
+				w.compact(c)
+				continue
 			case <-s.quit:
 				return
 			}
@@ -423,6 +477,7 @@ func (w *writer) applyBatch(batch []*writeReq, useSP bool) (retry bool) {
 	}
 	if w.rev != base {
 		w.s.committed.Store(w.rev)
+		w.s.notifyCommit()
 		w.s.stats.batches.Add(1)
 		w.s.stats.requests.Add(int64(applied))
 		w.s.kickCheckpoint()
@@ -453,6 +508,7 @@ func (w *writer) abort(batch []*writeReq, base int64, what string, cause error) 
 	if err := w.st.loadRev.QueryRowContext(bg).Scan(&rev); err == nil && rev > base {
 		w.rev = rev // the failed COMMIT may have reached the disk after all
 		w.s.committed.Store(rev)
+		w.s.notifyCommit()
 	}
 	err := unavailable(what, cause)
 	for _, r := range batch {

@@ -21,6 +21,12 @@ type memStore struct {
 	rev    int64
 	keys   map[store.Key]*memKey
 	closed bool
+
+	// The change feed: a plain log of every event with revision >= oldest
+	// (the reference need not share storage with the versions).
+	events []store.Event
+	oldest int64
+	commit chan struct{} // closed and replaced at every new revision
 }
 
 type memKey struct {
@@ -28,9 +34,17 @@ type memKey struct {
 	pruned   bool            // some older versions were pruned
 }
 
-var _ store.Store = (*memStore)(nil)
+var (
+	_ store.Store          = (*memStore)(nil)
+	_ store.EventReader    = (*memStore)(nil)
+	_ store.CommitWaiter   = (*memStore)(nil)
+	_ store.EventCompactor = (*memStore)(nil)
+	_ store.Scanner        = (*memStore)(nil)
+)
 
-func newMemStore() *memStore { return &memStore{keys: map[store.Key]*memKey{}} }
+func newMemStore() *memStore {
+	return &memStore{keys: map[store.Key]*memKey{}, oldest: 1, commit: make(chan struct{})}
+}
 
 func (k *memKey) current() *store.Version {
 	if k == nil || len(k.versions) == 0 {
@@ -301,10 +315,16 @@ func (s *memStore) Write(ctx context.Context, req store.WriteRequest) (*store.Wr
 		return res, nil // every op skipped: nothing written, no revision
 	}
 
-	// Expire tombstones of expired keys this request writes to, each at its own revision.
+	// Expire tombstones of expired keys this request writes to share one
+	// revision, just before the request's own.
+	defer s.notify()
+	expRev := false
 	for i, op := range req.Ops {
 		if op.Kind != store.OpExpire && s.keys[op.Key].expiredUnreaped(now) {
-			s.rev++
+			if !expRev {
+				s.rev++
+				expRev = true
+			}
 			s.append(op.Key, store.WriteOp{Kind: store.OpExpire, Key: op.Key, HistoryLimit: req.Ops[i].HistoryLimit}, store.ChangeExpire, now)
 		}
 	}
@@ -348,6 +368,14 @@ func (s *memStore) append(key store.Key, op store.WriteOp, change string, now ti
 		s.keys[key] = k
 	}
 	parent := k.current()
+	ev := store.Event{Revision: s.rev, Key: key, ChangeType: change, Timestamp: now, CreatedBy: op.CreatedBy,
+		Metadata: slices.Clone(op.Metadata)}
+	if n := len(s.events); n > 0 && s.events[n-1].Revision == s.rev {
+		ev.Index = s.events[n-1].Index + 1
+	}
+	if parent != nil && !parent.Deleted {
+		ev.OldValue = slices.Clone(parent.Value)
+	}
 	v := store.Version{
 		Entry: store.Entry{
 			Key:       key,
@@ -379,10 +407,125 @@ func (s *memStore) append(key store.Key, op store.WriteOp, change string, now ti
 		}
 	}
 	v.Chain = store.ChainHash(parentChain, v.Version, change, v.Checksum)
+	ev.Version, ev.NewValue = v.Version, slices.Clone(v.Value)
+	s.events = append(s.events, ev)
 	k.versions = append(k.versions, v)
 	if op.HistoryLimit > 0 && len(k.versions) > op.HistoryLimit {
 		k.versions = slices.Clone(k.versions[len(k.versions)-op.HistoryLimit:])
 		k.pruned = true
 	}
 	return v
+}
+
+// notify wakes WaitCommit callers (s.mu held).
+func (s *memStore) notify() {
+	close(s.commit)
+	s.commit = make(chan struct{})
+}
+
+func copyEvent(e store.Event) store.Event {
+	e.OldValue = slices.Clone(e.OldValue)
+	e.NewValue = slices.Clone(e.NewValue)
+	e.Metadata = slices.Clone(e.Metadata)
+	return e
+}
+
+func (s *memStore) ReadEvents(ctx context.Context, req store.EventsRequest) (*store.EventsResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	if req.Limit <= 0 || req.AfterRevision < 0 {
+		return nil, fmt.Errorf("memstore: read events limit %d after %d: %w", req.Limit, req.AfterRevision, store.ErrInvalid)
+	}
+	if req.AfterRevision < s.oldest-1 {
+		return nil, &store.CompactedError{OldestRevision: s.oldest}
+	}
+	res := &store.EventsResult{Revision: s.rev}
+	for _, e := range s.events {
+		if e.Revision <= req.AfterRevision {
+			continue
+		}
+		if n := len(res.Events); n >= req.Limit && res.Events[n-1].Revision != e.Revision {
+			res.More = true
+			break
+		}
+		res.Events = append(res.Events, copyEvent(e))
+	}
+	return res, nil
+}
+
+func (s *memStore) OldestRevision(ctx context.Context) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(ctx); err != nil {
+		return 0, err
+	}
+	return s.oldest, nil
+}
+
+func (s *memStore) CompactEvents(ctx context.Context, through int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	if through < 0 {
+		return fmt.Errorf("memstore: compact through %d: %w", through, store.ErrInvalid)
+	}
+	s.oldest = max(s.oldest, min(through, s.rev)+1)
+	i := 0
+	for i < len(s.events) && s.events[i].Revision < s.oldest {
+		i++
+	}
+	s.events = slices.Clone(s.events[i:])
+	return nil
+}
+
+func (s *memStore) WaitCommit(ctx context.Context, after int64) (int64, error) {
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return 0, store.ErrClosed
+		}
+		rev, ch := s.rev, s.commit
+		s.mu.Unlock()
+		if rev > after {
+			return rev, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return rev, ctx.Err()
+		}
+	}
+}
+
+func (s *memStore) Scan(ctx context.Context, req store.ScanRequest) (*store.ScanResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	if req.Limit <= 0 {
+		return nil, fmt.Errorf("memstore: scan limit %d: %w", req.Limit, store.ErrInvalid)
+	}
+	now := orNow(req.Now)
+	var entries []store.Entry
+	for key, k := range s.keys {
+		if compareKeys(key, req.After) <= 0 {
+			continue
+		}
+		if v := k.live(now); v != nil {
+			entries = append(entries, *copyEntry(v.Entry))
+		}
+	}
+	slices.SortFunc(entries, func(a, b store.Entry) int { return compareKeys(a.Key, b.Key) })
+	res := &store.ScanResult{Entries: entries, Revision: s.rev}
+	if len(entries) > req.Limit {
+		res.Entries, res.More = entries[:req.Limit], true
+	}
+	return res, nil
 }

@@ -14,7 +14,8 @@
 //
 // Run covers the lifecycle (Ping, cancelled context, ErrClosed), versions,
 // revisions, compare-and-set, concurrency, tombstones, TTL, batches, listing,
-// history and its limits, and at-revision reads; every group is a subtest,
+// history and its limits, at-revision reads, and the change feed (events,
+// compaction, commit waiting, scans; skipped for a store without it); every group is a subtest,
 // table-driven where it fits, and every case gets a fresh store from newStore
 // (only read-only tables share the store of their setup). Nothing runs in
 // parallel.
@@ -56,6 +57,7 @@ func Run(t *testing.T, newStore func(t testing.TB) store.Store) {
 	t.Run("List", func(t *testing.T) { testList(t, f) })
 	t.Run("History", func(t *testing.T) { testHistory(t, f) })
 	t.Run("AtRevision", func(t *testing.T) { testAtRevision(t, f) })
+	t.Run("Events", func(t *testing.T) { testEvents(t, f) })
 }
 
 type factory func(t testing.TB) store.Store
