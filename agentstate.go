@@ -31,12 +31,20 @@ type Options struct {
 	Store sqlite.Options
 }
 
-// Open opens (creating if needed) the embedded store in dir and returns the
-// engine over it. Close the Manager to release the store.
+// Open opens (creating if needed) the embedded store and event store in dir
+// and returns the engine over them. Close the Manager to release them.
 func Open(ctx context.Context, dir string, opts Options) (*state.Manager, error) {
 	st, err := sqlite.Open(ctx, dir, opts.Store)
 	if err != nil {
 		return nil, err
+	}
+	if opts.State.Streams == nil {
+		streams, err := sqlite.OpenStreams(ctx, dir, sqlite.StreamOptions{Synchronous: opts.Store.Synchronous})
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		opts.State.Streams = streams
 	}
 	m, err := state.New(st, opts.State)
 	if err != nil {

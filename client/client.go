@@ -1,6 +1,7 @@
 // Package client is the Go SDK of the agentstate HTTP API v1: read, write,
 // patch, list and batch an agent's state, read its history and diffs, and
-// roll a key back.
+// roll a key back; watch the change events of the store; and append to,
+// read and subscribe to event streams (event sourcing).
 //
 //	c, err := client.New("http://127.0.0.1:7400", client.WithToken(tok))
 //	res, err := c.Put(ctx, "agent-1", client.TierLocal, "prefs/ui",
@@ -9,10 +10,21 @@
 //	e, err := c.Get(ctx, "agent-1", client.TierLocal, "prefs/ui", nil)
 //	if errors.Is(err, client.ErrNotFound) { … }
 //
-// Every method takes a context first and an optional (nil allowed) options
-// struct last. Errors answered by the server are *Error, matched by the
-// Err* sentinels with errors.Is; failures to reach the server wrap
-// ErrTransport.
+// Every method takes a context first; the state calls take an optional (nil
+// allowed) options struct last. Errors answered by the server are *Error,
+// matched by the Err* sentinels with errors.Is; failures to reach the
+// server wrap ErrTransport.
+//
+// Watch, SubscribeStream and SubscribeAll return watchers that read
+// Server-Sent Events and reconnect by themselves, delivering each event
+// once, in order:
+//
+//	w := c.Watch(ctx, client.WatchFilter{Tiers: []string{client.TierShared}}, client.FromNow)
+//	defer w.Close()
+//	for {
+//		e, err := w.Next(ctx)
+//		if err != nil { … }
+//	}
 package client
 
 import (
@@ -25,6 +37,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // DefaultUserAgent is sent unless WithUserAgent says otherwise.
@@ -37,6 +50,12 @@ type Client struct {
 	token     string
 	userAgent string
 	hook      func(*http.Response, []byte)
+
+	// Reconnection of watchers (watch.go).
+	backoffMin, backoffMax time.Duration
+	onReconnect            func(err error, delay time.Duration)
+	sleep                  func(ctx context.Context, d time.Duration) error // tests replace it
+	jitter                 func(d time.Duration) time.Duration              // tests replace it
 }
 
 // Option configures a Client.
@@ -66,6 +85,36 @@ func WithResponseHook(fn func(resp *http.Response, body []byte)) Option {
 	return func(c *Client) { c.hook = fn }
 }
 
+// WithReconnectBackoff sets the delays between the reconnections of a
+// watcher: the first retry waits about first, each failed one doubles the
+// delay up to limit, and a connection that delivers anything starts over
+// from first. Each delay is jittered (between half and all of it).
+// Defaults: DefaultBackoffMin and DefaultBackoffMax.
+func WithReconnectBackoff(first, limit time.Duration) Option {
+	return func(c *Client) {
+		if first > 0 {
+			c.backoffMin = first
+		}
+		if limit > 0 {
+			c.backoffMax = limit
+		}
+	}
+}
+
+// WithReconnectHook calls fn each time a watcher lost its connection (or
+// could not connect) and is about to retry after delay, with the cause:
+// for logging, and for tools that tell their user a watch is retrying.
+// fn runs on the goroutine calling Next and must not block.
+func WithReconnectHook(fn func(err error, delay time.Duration)) Option {
+	return func(c *Client) { c.onReconnect = fn }
+}
+
+// Defaults of WithReconnectBackoff.
+const (
+	DefaultBackoffMin = 250 * time.Millisecond
+	DefaultBackoffMax = 30 * time.Second
+)
+
 // New returns a client of the server at baseURL, the server's root (for
 // example "http://127.0.0.1:7400"; the client adds /v1). A baseURL without a
 // scheme is taken as http://. A path in baseURL is kept as a prefix, for a
@@ -93,13 +142,18 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	}
 	u.User = nil // credentials go in a token, never in URLs we print
 	c := &Client{
-		base:      strings.TrimRight(u.String(), "/"),
-		hc:        &http.Client{CheckRedirect: keepMethod},
-		userAgent: DefaultUserAgent,
+		base:       strings.TrimRight(u.String(), "/"),
+		hc:         &http.Client{CheckRedirect: keepMethod},
+		userAgent:  DefaultUserAgent,
+		backoffMin: DefaultBackoffMin,
+		backoffMax: DefaultBackoffMax,
+		sleep:      sleepCtx,
+		jitter:     halfJitter,
 	}
 	for _, o := range opts {
 		o(c)
 	}
+	c.backoffMax = max(c.backoffMax, c.backoffMin)
 	return c, nil
 }
 

@@ -72,7 +72,7 @@ func sentinel(code string) *Error {
 // without the envelope still give an *Error, with a Code derived from the
 // status (see codeForStatus) and the start of the body as Message.
 type Error struct {
-	Status  int             // HTTP status; 0 for the package's sentinels
+	Status  int             // HTTP status; 0 for the sentinels and errors sent in an event stream
 	Code    string          // one of the Code* constants
 	Message string          // the server's human sentence
 	Details json.RawMessage // the envelope's details object, if any
@@ -174,6 +174,52 @@ func (e *Error) ValidationErrors() []ValidationError {
 		return nil
 	}
 	return d.Errors
+}
+
+// OldestRevision decodes details.oldest_revision of a compacted error: the
+// oldest store revision still kept, from which history (or a watch) can
+// start. ok is false for other errors.
+func (e *Error) OldestRevision() (rev int64, ok bool) {
+	if e.Code != CodeCompacted {
+		return 0, false
+	}
+	return e.detailInt("oldest_revision")
+}
+
+// ResumeFrom decodes details.resume_from of an unavailable error sent to a
+// watch that fell behind: the revision to resume from. Watchers resume by
+// themselves; ok is false for other errors.
+func (e *Error) ResumeFrom() (rev int64, ok bool) {
+	if e.Code != CodeUnavailable {
+		return 0, false
+	}
+	return e.detailInt("resume_from")
+}
+
+// CurrentVersion decodes details.current_version of a
+// wrong_expected_version error: the stream's version, NoStream (-1) when
+// the stream does not exist. ok is false for other errors.
+func (e *Error) CurrentVersion() (version int64, ok bool) {
+	if e.Code != CodeWrongExpectedVersion {
+		return 0, false
+	}
+	return e.detailInt("current_version")
+}
+
+// detailInt decodes an integer member of the details object.
+func (e *Error) detailInt(name string) (int64, bool) {
+	if !isObject(e.Details) {
+		return 0, false
+	}
+	var raw map[string]json.RawMessage
+	if json.Unmarshal(e.Details, &raw) != nil {
+		return 0, false
+	}
+	var n int64
+	if v, ok := raw[name]; !ok || json.Unmarshal(v, &n) != nil {
+		return 0, false
+	}
+	return n, true
 }
 
 // maxErrorBody bounds how much of an error answer is read.

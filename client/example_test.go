@@ -72,3 +72,43 @@ func ExampleError_Conflict() {
 		fmt.Println("server unreachable; the write may or may not have happened:", err)
 	}
 }
+
+// Following every change of an agent's local tier, and going on after a
+// restart of the program from the last revision handled.
+func ExampleClient_Watch() {
+	ctx := context.Background()
+	c, _ := client.New("http://127.0.0.1:7400")
+	from := int64(0) // or the revision saved by the previous run
+	w := c.Watch(ctx, client.WatchFilter{AgentIDs: []string{"agent-1"}, Tiers: []string{client.TierLocal}}, from)
+	defer w.Close()
+	for {
+		e, err := w.Next(ctx)
+		if errors.Is(err, client.ErrCompacted) {
+			log.Fatal("history before revision ", from, " is gone: start from a snapshot")
+		}
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(e.Revision, e.ChangeType, e.StateKey, string(e.NewValue))
+		// Save w.Revision() to go on from there next time.
+	}
+}
+
+// Appending to an event stream with optimistic concurrency.
+func ExampleClient_AppendEvents() {
+	ctx := context.Background()
+	c, _ := client.New("http://127.0.0.1:7400")
+	next, err := c.AppendEvents(ctx, "order-1", []client.NewEvent{{EventType: "OrderPlaced", EventData: map[string]any{"total": 12}}},
+		client.Version(client.NoStream))
+	var apiErr *client.Error
+	if errors.As(err, &apiErr) {
+		if v, ok := apiErr.CurrentVersion(); ok {
+			fmt.Println("the stream exists, at version", v)
+		}
+		return
+	}
+	_, err = c.AppendEvents(ctx, "order-1", []client.NewEvent{{EventType: "OrderPaid"}}, client.Version(next))
+	if err != nil {
+		log.Fatal(err)
+	}
+}

@@ -166,3 +166,84 @@ func isNull(b []byte) bool {
 	b = bytes.TrimSpace(b)
 	return len(b) == 0 || bytes.Equal(b, []byte("null"))
 }
+
+// Event is a change event (API.md, Change events), or a snapshot message
+// of a watch that asked for OnCompactedSnapshot.
+type Event struct {
+	// Type is EventChange, or for a snapshot message EventSnapshotBegin,
+	// EventSnapshot or EventSnapshotEnd; only Revision, Raw and, for
+	// EventSnapshot, Snapshot are set on snapshot messages.
+	Type string `json:"-"`
+
+	EventID    string          `json:"event_id"`
+	Revision   int64           `json:"revision"`
+	AgentID    string          `json:"agent_id"`
+	Tier       string          `json:"tier"`
+	StateKey   string          `json:"state_key"`
+	ChangeType string          `json:"change_type"` // one of the Change* constants
+	OldValue   json.RawMessage `json:"old_value"`   // JSON null when none (create)
+	NewValue   json.RawMessage `json:"new_value"`   // JSON null when none (delete, expire)
+	Version    int64           `json:"version"`
+	Timestamp  time.Time       `json:"timestamp"`
+	CreatedBy  string          `json:"created_by"`
+	Metadata   map[string]any  `json:"metadata,omitempty"`
+
+	// Snapshot is the current state of a key, sent in place of history
+	// that was compacted (Type EventSnapshot). A snapshot's entries come
+	// first, then the change events after the snapshot's first revision.
+	Snapshot *Entry `json:"-"`
+	// Raw is the message's data as the server sent it: the event JSON, or
+	// a snapshot message such as {"type":"snapshot","revision":S,"entry":…}.
+	Raw json.RawMessage `json:"-"`
+}
+
+// NewEvent is an event to append to a stream.
+type NewEvent struct {
+	EventType string
+	// EventData is anything encoding/json can marshal (json.RawMessage is
+	// sent as is); nil is sent as JSON null.
+	EventData any
+	Metadata  map[string]any
+	// EventID makes the event idempotent; empty: the server assigns one.
+	EventID string
+}
+
+// MarshalJSON encodes the event as the API's append body item.
+func (e NewEvent) MarshalJSON() ([]byte, error) {
+	data, err := marshal(e.EventData)
+	if err != nil {
+		return nil, err
+	}
+	return marshal(struct {
+		EventType string          `json:"event_type"`
+		EventData json.RawMessage `json:"event_data"`
+		Metadata  map[string]any  `json:"metadata,omitempty"`
+		EventID   string          `json:"event_id,omitempty"`
+	}{e.EventType, data, e.Metadata, e.EventID})
+}
+
+// StreamEvent is an event of a stream, as read or delivered by a
+// subscription.
+type StreamEvent struct {
+	EventID   string          `json:"event_id"`
+	EventType string          `json:"event_type"`
+	EventData json.RawMessage `json:"event_data"`
+	Version   int64           `json:"version"` // dense within the stream, from 0
+	Timestamp time.Time       `json:"timestamp"`
+	Metadata  map[string]any  `json:"metadata,omitempty"`
+	// StreamID is set by subscriptions.
+	StreamID string `json:"stream_id,omitempty"`
+	// Position is set by SubscribeAll: the store-wide order of appends,
+	// shared by the events of one append.
+	Position int64 `json:"position,omitempty"`
+	// Raw is the event's JSON as the server sent it, for subscriptions.
+	Raw json.RawMessage `json:"-"`
+}
+
+// StreamSnapshot is the saved state of a stream at a version.
+type StreamSnapshot struct {
+	StreamID  string          `json:"stream_id"`
+	Version   int64           `json:"version"`
+	State     json.RawMessage `json:"state,omitempty"` // absent in SaveSnapshot's answer
+	CreatedAt time.Time       `json:"created_at"`
+}

@@ -14,6 +14,9 @@
 //	  max_batch_ops: 1000
 //	store:
 //	  synchronous: FULL   # NORMAL trades durability of the last commits for speed
+//	feed:
+//	  retention: 24h      # change events kept this long
+//	  buffer: 4096        # events a subscriber may lag before resume_from
 //	reap_interval: 1s
 //	shutdown_timeout: 30s
 package config
@@ -52,6 +55,16 @@ type Store struct {
 	Synchronous string `koanf:"synchronous"`
 }
 
+// Feed configures the change feed.
+type Feed struct {
+	// Retention is how long change events are kept (default 24h; a negative
+	// value keeps them forever).
+	Retention time.Duration `koanf:"retention"`
+	// Buffer is how many events a subscriber may fall behind before it is
+	// cut off with resume_from (default 4096).
+	Buffer int `koanf:"buffer"`
+}
+
 // Config is the whole file.
 type Config struct {
 	Listen          string          `koanf:"listen"`
@@ -63,6 +76,7 @@ type Config struct {
 	Tiers           map[string]Tier `koanf:"tiers"`
 	Limits          Limits          `koanf:"limits"`
 	Store           Store           `koanf:"store"`
+	Feed            Feed            `koanf:"feed"`
 	ReapInterval    time.Duration   `koanf:"reap_interval"`
 	ShutdownTimeout time.Duration   `koanf:"shutdown_timeout"`
 }
@@ -127,6 +141,9 @@ func (c Config) Validate() error {
 	}
 	if c.Limits.MaxValueBytes < 0 || c.Limits.MaxDepth < 0 || c.Limits.MaxBatchOps < 0 {
 		return fmt.Errorf("limits must not be negative")
+	}
+	if c.Feed.Buffer < 0 {
+		return fmt.Errorf("feed.buffer must not be negative")
 	}
 	switch c.Store.Synchronous {
 	case "", "FULL", "NORMAL", "EXTRA":

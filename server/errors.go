@@ -161,6 +161,8 @@ func toAPIError(err error, ec *errContext) *apiError {
 	case errors.As(err, &le):
 		return &apiError{Status: http.StatusBadRequest, Code: CodeInvalidArgument, Message: le.Reason,
 			Details: withOp(map[string]any{"field": "value"}, op)}
+	case errors.Is(err, state.ErrInvalidArgument):
+		return &apiError{Status: http.StatusBadRequest, Code: CodeInvalidArgument, Message: err.Error(), Details: withOp(nil, op)}
 	case errors.Is(err, store.ErrInvalid):
 		return &apiError{Status: http.StatusBadRequest, Code: CodeInvalidArgument, Message: err.Error(), Details: withOp(nil, op)}
 

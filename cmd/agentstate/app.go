@@ -51,8 +51,9 @@ type session struct {
 }
 
 // start resolves the global flags (a flag given on the command line wins
-// over the environment, which wins over the default) and makes a client.
-func (a *app) start(cmd *cobra.Command) (*session, error) {
+// over the environment, which wins over the default) and makes a client,
+// with opts after the CLI's own options.
+func (a *app) start(cmd *cobra.Command, opts ...client.Option) (*session, error) {
 	flags := cmd.Flags()
 	fromEnv := func(flag, env string, dst *string) {
 		if !flags.Changed(flag) {
@@ -72,11 +73,11 @@ func (a *app) start(cmd *cobra.Command) (*session, error) {
 	if a.agent == "" {
 		return nil, usageError{errors.New("empty --agent")}
 	}
-	c, err := client.New(a.server,
+	c, err := client.New(a.server, append([]client.Option{
 		client.WithToken(a.token),
 		client.WithUserAgent("agentstate-cli/1"),
 		client.WithResponseHook(func(_ *http.Response, body []byte) { a.bodies = append(a.bodies, body) }),
-	)
+	}, opts...)...)
 	if err != nil {
 		return nil, usageError{err}
 	}

@@ -508,6 +508,8 @@ func TestHelp(t *testing.T) {
 		"history     List the versions of a key",
 		"diff        Show what changed",
 		"rollback    Write an earlier version's value",
+		"stream      Append to and read event streams",
+		"watch       Print changes as they are committed",
 		"--server", "--token", "--agent", "--output",
 		"AGENTSTATE_SERVER", "NO_COLOR",
 	} {

@@ -26,6 +26,7 @@ HTTP. A key is addressed as "<tier> <key>" or "<tier>/<key>":
   agentstate put local prefs/ui '{"theme":"dark"}'
   agentstate get local/prefs/ui
   agentstate ls local --prefix prefs/
+  agentstate watch --tier shared
 
 Global flags can also be set in the environment: AGENTSTATE_SERVER,
 AGENTSTATE_TOKEN, AGENTSTATE_AGENT. Colours are used only on a terminal and
@@ -51,6 +52,7 @@ func newRootCmd(a *app) *cobra.Command {
 	root.AddGroup(
 		&cobra.Group{ID: groupState, Title: "State commands:"},
 		&cobra.Group{ID: groupHistory, Title: "History commands:"},
+		&cobra.Group{ID: groupEvents, Title: "Event commands:"},
 		&cobra.Group{ID: groupServer, Title: "Server commands:"},
 	)
 	serve := newServeCmd()
@@ -65,6 +67,8 @@ func newRootCmd(a *app) *cobra.Command {
 		newHistoryCmd(a),
 		newDiffCmd(a),
 		newRollbackCmd(a),
+		newWatchCmd(a),
+		newStreamCmd(a),
 	)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	markRuntime(root)
@@ -75,5 +79,6 @@ func newRootCmd(a *app) *cobra.Command {
 const (
 	groupState   = "state"
 	groupHistory = "history"
+	groupEvents  = "events"
 	groupServer  = "server"
 )

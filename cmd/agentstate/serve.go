@@ -128,15 +128,24 @@ func runServer(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("opening the store in %s: %w", cfg.DataDir, err)
 	}
+	streams, err := sqlite.OpenStreams(ctx, cfg.DataDir, sqlite.StreamOptions{Synchronous: cfg.Store.Synchronous})
+	if err != nil {
+		st.Close()
+		return fmt.Errorf("opening the event store in %s: %w", cfg.DataDir, err)
+	}
 	m, err := state.New(st, state.Options{
-		Tiers:        cfg.TierPolicies(),
-		Limits:       jsonvalue.Limits{MaxBytes: cfg.Limits.MaxValueBytes, MaxDepth: cfg.Limits.MaxDepth},
-		MaxBatchOps:  cfg.Limits.MaxBatchOps,
-		ReapInterval: cfg.ReapInterval,
-		Logger:       log,
+		Tiers:         cfg.TierPolicies(),
+		Limits:        jsonvalue.Limits{MaxBytes: cfg.Limits.MaxValueBytes, MaxDepth: cfg.Limits.MaxDepth},
+		MaxBatchOps:   cfg.Limits.MaxBatchOps,
+		ReapInterval:  cfg.ReapInterval,
+		Logger:        log,
+		Streams:       streams,
+		FeedRetention: cfg.Feed.Retention,
+		FeedBuffer:    cfg.Feed.Buffer,
 	})
 	if err != nil {
 		st.Close()
+		streams.Close()
 		return err
 	}
 	defer m.Close()
