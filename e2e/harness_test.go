@@ -136,7 +136,14 @@ func startServer(t testing.TB, dataDir string) *proc {
 	// Port 0: the kernel picks a free port and the server logs the address
 	// it got ("agentstate serving" listen=ADDR), so no port can be stolen
 	// between choosing and binding it.
-	cmd := exec.Command(binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir)
+	return startServerOn(t, dataDir, "127.0.0.1:0")
+}
+
+// startServerOn starts the server on a given address (a restart on the
+// address clients already know).
+func startServerOn(t testing.TB, dataDir, listen string) *proc {
+	t.Helper()
+	cmd := exec.Command(binary, "serve", "--listen", listen, "--data-dir", dataDir)
 	cmd.Env = append(os.Environ(), "AGENTSTATE_CONFIG=", "AGENTSTATE_LISTEN=", "AGENTSTATE_DATA_DIR=", "AGENTSTATE_LOG_LEVEL=info")
 	p := &proc{t: t, cmd: cmd, dataDir: dataDir, stderr: &syncBuffer{}, done: make(chan struct{})}
 	pr, pw := io.Pipe()
