@@ -480,3 +480,20 @@ func TestClosed(t *testing.T) {
 	_, err = m.Put(bg, state.PutRequest{AgentID: "a", Tier: "local", Key: "k", Value: json.RawMessage(`1`)})
 	require.True(t, errors.Is(err, state.ErrClosed))
 }
+
+// A patch keeps the key's expiry to the nanosecond (it must not drift later
+// with each patch), and a put without ttl_seconds takes the tier default.
+func TestPatchKeepsExpiry(t *testing.T) {
+	m := newManager(t, state.Options{})
+	ttl := time.Hour
+	r, err := m.Put(bg, state.PutRequest{AgentID: "a1", Tier: "local", Key: "k", Value: json.RawMessage(`{"a":1}`), TTL: &ttl})
+	require.NoError(t, err)
+	at := *r.Entry.ExpiresAt
+	for i := 0; i < 3; i++ {
+		p, err := m.Patch(bg, state.PatchRequest{AgentID: "a1", Tier: "local", Key: "k", MergePatch: json.RawMessage(fmt.Sprintf(`{"b":%d}`, i))})
+		require.NoError(t, err)
+		require.True(t, p.Entry.ExpiresAt.Equal(at), "patch %d moved the expiry from %v to %v", i, at, p.Entry.ExpiresAt)
+	}
+	r = put(t, m, "local", "k", `1`)
+	require.Nil(t, r.Entry.ExpiresAt, "a put without a TTL takes the tier's default (none on local)")
+}

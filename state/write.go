@@ -158,8 +158,8 @@ func (m *Manager) Patch(ctx context.Context, req PatchRequest) (*PutResult, erro
 		op.ExpectedVersion = &v
 		op.ChangeSummary = req.ChangeSummary
 		op.CreatedBy = p.ID
-		// A patch keeps the key's expiry: the TTL left, not the tier default.
-		op.TTL = remainingTTL(cur, m.now())
+		// A patch keeps the key's expiry exactly, not the tier default.
+		op.TTL, op.ExpiresAt = 0, cur.ExpiresAt
 		res, err := m.st.Write(ctx, store.WriteRequest{Ops: []store.WriteOp{op}})
 		if err != nil {
 			var ce *store.ConflictError
@@ -333,7 +333,7 @@ func (m *Manager) BatchWrite(ctx context.Context, req BatchWriteRequest) (*Batch
 				if err != nil {
 					return nil, err
 				}
-				op.TTL = remainingTTL(cur, m.now())
+				op.TTL, op.ExpiresAt = 0, cur.ExpiresAt
 				v := cur.Version
 				op.ExpectedVersion = &v
 				op.CreatedBy, op.ChangeSummary = pr.op.CreatedBy, pr.op.ChangeSummary
@@ -513,16 +513,6 @@ func checkPatchOps(p jsonpatch.Patch) error {
 		}
 	}
 	return nil
-}
-
-func remainingTTL(cur *Entry, now time.Time) time.Duration {
-	if cur.ExpiresAt == nil {
-		return 0
-	}
-	if d := cur.ExpiresAt.Sub(now); d > 0 {
-		return d
-	}
-	return time.Nanosecond
 }
 
 // conflictFor builds the conflict error of an expected-version check made by

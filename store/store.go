@@ -124,7 +124,10 @@ type WriteOp struct {
 	// (never written, deleted or expired); N = the current live version must be N.
 	ExpectedVersion *int64
 	// TTL > 0 sets ExpiresAt = commit time + TTL. 0 = no expiry.
-	TTL           time.Duration
+	TTL time.Duration
+	// ExpiresAt, when set, is the version's expiry as an absolute time and
+	// overrides TTL (a patch keeps the key's expiry exactly).
+	ExpiresAt     *time.Time
 	ChangeSummary string
 	Metadata      json.RawMessage
 	CreatedBy     string

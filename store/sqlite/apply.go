@@ -238,8 +238,11 @@ func (w *writer) execute(req store.WriteRequest, plans []opPlan, now time.Time, 
 			e.Checksum = op.Checksum
 			row.value = string(op.Value)
 			value = row.value
-			if op.TTL > 0 {
+			if op.TTL > 0 || op.ExpiresAt != nil {
 				exp := nowNs + int64(op.TTL)
+				if op.ExpiresAt != nil {
+					exp = op.ExpiresAt.UnixNano()
+				}
 				t := unixNano(exp)
 				e.ExpiresAt = &t
 				expiresAt = exp

@@ -405,6 +405,10 @@ func (s *memStore) append(key store.Key, op store.WriteOp, change string, now ti
 			exp := now.Add(op.TTL)
 			v.ExpiresAt = &exp
 		}
+		if op.ExpiresAt != nil {
+			exp := *op.ExpiresAt
+			v.ExpiresAt = &exp
+		}
 	}
 	v.Chain = store.ChainHash(parentChain, v.Version, change, v.Checksum)
 	ev.Version, ev.NewValue = v.Version, slices.Clone(v.Value)

@@ -95,6 +95,7 @@ type opt func(*store.WriteOp)
 
 func expect(v int64) opt             { return func(op *store.WriteOp) { op.ExpectedVersion = ver(v) } }
 func withTTL(d time.Duration) opt    { return func(op *store.WriteOp) { op.TTL = d } }
+func withExpiresAt(t time.Time) opt  { return func(op *store.WriteOp) { op.ExpiresAt = &t } }
 func by(principal string) opt        { return func(op *store.WriteOp) { op.CreatedBy = principal } }
 func keep(n int) opt                 { return func(op *store.WriteOp) { op.HistoryLimit = n } }
 func withMeta(m string) opt          { return func(op *store.WriteOp) { op.Metadata = []byte(m) } }

@@ -30,6 +30,19 @@ func testTTL(t *testing.T, newStore factory) {
 		require.Nil(t, mustGet(t, s, key("plain")).ExpiresAt, "no TTL: Get ExpiresAt")
 	})
 
+	t.Run("ExpiresAtIsKeptExactly", func(t *testing.T) {
+		// WriteOp.ExpiresAt overrides TTL: a patch keeps the key's expiry
+		// to the nanosecond rather than pushing it later.
+		s := newStore(t)
+		k := key("k")
+		first := mustPut(t, s, k, `1`, withTTL(time.Hour))
+		at := *first.Entry.ExpiresAt
+		second := mustPut(t, s, k, `2`, withExpiresAt(at), withTTL(time.Minute))
+		require.NotNil(t, second.Entry.ExpiresAt)
+		require.True(t, second.Entry.ExpiresAt.Equal(at), "ExpiresAt %v, want %v", second.Entry.ExpiresAt, at)
+		require.True(t, mustGet(t, s, k).ExpiresAt.Equal(at), "Get ExpiresAt")
+	})
+
 	t.Run("WriteWithoutTTLClearsExpiry", func(t *testing.T) {
 		// WriteOp.TTL: "0 = no expiry" applies to each version.
 		s := newStore(t)
