@@ -135,19 +135,34 @@ func decodePatch(raw json.RawMessage) ([]PatchOp, error) {
 // Rollback writes the value of an earlier version as a new version (change
 // type restore) and answers the new entry:
 // POST /v1/agents/{agentID}/rollback/{tier}/{key} {"version": N}.
-func (c *Client) Rollback(ctx context.Context, agentID, tier, key string, version int64) (*Entry, error) {
+func (c *Client) Rollback(ctx context.Context, agentID, tier, key string, version int64, opts ...*RollbackOptions) (*Entry, error) {
 	p, err := statePath("rollback", agentID, tier, key)
 	if err != nil {
 		return nil, err
 	}
 	body := struct {
-		Version int64 `json:"version"`
-	}{version}
+		Version         int64  `json:"version"`
+		ExpectedVersion *int64 `json:"expected_version,omitempty"`
+		ChangeSummary   string `json:"change_summary,omitempty"`
+	}{Version: version}
+	for _, o := range opts {
+		if o != nil {
+			body.ExpectedVersion, body.ChangeSummary = o.ExpectedVersion, o.ChangeSummary
+		}
+	}
 	var e Entry
 	if _, err := c.do(ctx, http.MethodPost, p, nil, body, &e); err != nil {
 		return nil, err
 	}
 	return &e, nil
+}
+
+// RollbackOptions make a rollback conditional and describe it.
+type RollbackOptions struct {
+	// ExpectedVersion: write only if the key is at this version.
+	ExpectedVersion *int64
+	// ChangeSummary is recorded in the history (default "rollback to version N").
+	ChangeSummary string
 }
 
 // Healthz reports whether the server is up: GET /healthz answers 2xx. Any

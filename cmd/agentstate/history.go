@@ -203,8 +203,8 @@ which "agentstate patch --json-patch -" can apply.
 			if format != "" && format != "json-patch" {
 				return usageError{fmt.Errorf("invalid --format %q: want json-patch, or nothing for the added/modified/removed form", format)}
 			}
-			if opts.From < 0 || opts.To < 0 {
-				return usageError{errors.New("--from and --to must be positive")}
+			if opts.From < 1 || opts.To < 1 {
+				return usageError{errors.New("--from and --to must be versions >= 1")}
 			}
 			s, err := a.start(cmd)
 			if err != nil {
@@ -250,9 +250,11 @@ which "agentstate patch --json-patch -" can apply.
 		},
 	}
 	f := cmd.Flags()
-	f.Int64Var(&opts.From, "from", 0, "the older version (default: the server's)")
-	f.Int64Var(&opts.To, "to", 0, "the newer version (default: the server's)")
+	f.Int64Var(&opts.From, "from", 0, "the version to compare from")
+	f.Int64Var(&opts.To, "to", 0, "the version to compare to")
 	f.StringVar(&format, "format", "", `"json-patch" for an RFC 6902 patch`)
+	_ = cmd.MarkFlagRequired("from")
+	_ = cmd.MarkFlagRequired("to")
 	return cmd
 }
 

@@ -348,9 +348,16 @@ func TestCommands(t *testing.T) {
 		// An unknown diff format.
 		{
 			name:     "diff/bad-format",
-			args:     []string{"diff", "local", "k", "--format", "yaml"},
+			args:     []string{"diff", "local", "k", "--from", "1", "--to", "2", "--format", "yaml"},
 			wantCode: 2,
 			errHas:   []string{`invalid --format "yaml"`},
+		},
+		{
+			// --from and --to are required: the server needs both.
+			name:     "diff/missing-versions",
+			args:     []string{"diff", "local", "k", "--from", "1"},
+			wantCode: 2,
+			errHas:   []string{`required flag(s) "to" not set`},
 		},
 		// History before the oldest kept revision.
 		{
