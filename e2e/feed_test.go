@@ -342,3 +342,35 @@ func ptr(v int64) *int64 { return &v }
 
 func errorIs(err, target error) bool     { return errors.Is(err, target) }
 func errorAs(err error, target any) bool { return errors.As(err, target) }
+
+// TestSIGTERMEndsOpenStreams: open SSE and stream subscriptions do not hold
+// the drain: SIGTERM still exits 0 promptly.
+func TestSIGTERMEndsOpenStreams(t *testing.T) {
+	p := startServer(t, t.TempDir())
+	p.putValue(t, "term", "local", "k", 1)
+	r := openEvents(t, p, "from_revision=0", "")
+	if e := r.next(t); e.StateKey != "k" {
+		t.Fatalf("event %+v", e)
+	}
+	s := openRaw(t, p, "/v1/streams/s1/subscribe")
+	defer s.Body.Close()
+	code, took, ok := p.terminate(10 * time.Second)
+	if !ok || code != 0 {
+		t.Fatalf("SIGTERM with open streams: exit %d after %v (exited: %v); stderr:\n%s", code, took, ok, p.stderrTail())
+	}
+	if took > 5*time.Second {
+		t.Fatalf("SIGTERM took %v with open streams: they held the drain", took)
+	}
+}
+
+func openRaw(t *testing.T, p *proc, path string) *http.Response {
+	t.Helper()
+	resp, err := http.Get(p.base + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d", path, resp.StatusCode)
+	}
+	return resp
+}
