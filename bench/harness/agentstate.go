@@ -16,11 +16,15 @@ import (
 // AgentstateTarget speaks the agentstate HTTP API v1 with plain net/http:
 // PUT and GET /v1/agents/{agent_id}/state/{tier}/{key}.
 type AgentstateTarget struct {
-	base   string // "http://127.0.0.1:7400/v1/agents/{agent}/"
-	tier   string
-	token  string
-	client *http.Client
-	bufs   sync.Pool
+	base  string // "http://127.0.0.1:7400/v1/agents/{agent}/"
+	root  string // "http://127.0.0.1:7400"
+	agent string
+	tier  string
+	// streams is the client of event streams (one connection each).
+	streams *http.Client
+	token   string
+	client  *http.Client
+	bufs    sync.Pool
 }
 
 // AgentstateOptions configures an AgentstateTarget.
@@ -58,12 +62,24 @@ func NewAgentstateTarget(o AgentstateOptions) *AgentstateTarget {
 		WriteBufferSize:     8 << 10,
 		ReadBufferSize:      8 << 10,
 	}
+	str := &http.Transport{
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConnsPerHost:   -1, // a stream's connection is not reused
+		DisableCompression:    true,
+		ResponseHeaderTimeout: 30 * time.Second,
+		ReadBufferSize:        8 << 10,
+		WriteBufferSize:       4 << 10,
+	}
 	return &AgentstateTarget{
-		base:   strings.TrimRight(o.BaseURL, "/") + "/v1/agents/" + o.AgentID + "/",
-		tier:   o.Tier,
-		token:  o.Token,
-		client: &http.Client{Transport: tr},
-		bufs:   sync.Pool{New: func() any { return new(bytes.Buffer) }},
+		base:    strings.TrimRight(o.BaseURL, "/") + "/v1/agents/" + o.AgentID + "/",
+		root:    strings.TrimRight(o.BaseURL, "/"),
+		agent:   o.AgentID,
+		streams: &http.Client{Transport: str},
+		tier:    o.Tier,
+		token:   o.Token,
+		client:  &http.Client{Transport: tr},
+		bufs:    sync.Pool{New: func() any { return new(bytes.Buffer) }},
 	}
 }
 
@@ -183,5 +199,6 @@ func (a *AgentstateTarget) PutBatch(ctx context.Context, keys []string, values [
 
 func (a *AgentstateTarget) Close() error {
 	a.client.CloseIdleConnections()
+	a.streams.CloseIdleConnections()
 	return nil
 }

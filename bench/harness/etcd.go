@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +19,12 @@ type EtcdTarget struct {
 	prefix  string
 	clients []*clientv3.Client
 	next    atomic.Uint64
+
+	endpoints  []string
+	watchConns int
+	wmu        sync.Mutex
+	watchers   []*clientv3.Client // the watchers' clients, made on first Watch
+	wnext      int
 }
 
 // EtcdOptions configures an EtcdTarget.
@@ -28,6 +35,9 @@ type EtcdOptions struct {
 	// Conns is the number of clients (gRPC connections) shared round-robin
 	// by the workload's goroutines; 1 is the etcd norm.
 	Conns int
+	// WatchConns is the number of clients the watch workload's watchers
+	// are spread over (default 1), apart from the writer's.
+	WatchConns int
 }
 
 var _ Target = (*EtcdTarget)(nil)
@@ -37,7 +47,7 @@ func NewEtcdTarget(ctx context.Context, o EtcdOptions) (*EtcdTarget, error) {
 	if o.Prefix == "" {
 		o.Prefix = "/agentstate-bench/"
 	}
-	t := &EtcdTarget{prefix: o.Prefix}
+	t := &EtcdTarget{prefix: o.Prefix, endpoints: o.Endpoints, watchConns: max(o.WatchConns, 1)}
 	for range max(o.Conns, 1) {
 		c, err := clientv3.New(clientv3.Config{
 			Endpoints:   o.Endpoints,
@@ -131,5 +141,11 @@ func (e *EtcdTarget) Close() error {
 	for _, c := range e.clients {
 		errs = append(errs, c.Close())
 	}
+	e.wmu.Lock()
+	for _, c := range e.watchers {
+		errs = append(errs, c.Close())
+	}
+	e.watchers = nil
+	e.wmu.Unlock()
 	return errors.Join(errs...)
 }

@@ -74,4 +74,18 @@ func TestEtcd(t *testing.T) {
 	if err := e.Get(ctx, "absent"); err == nil {
 		t.Fatal("Get of an absent key succeeded")
 	}
+
+	// The watch workload: every watcher sees every write once.
+	res, err := RunWatch(ctx, e, WatchSpec{Op: OpWatch, Subscribers: 4, Rate: 200, Warmup: 50 * time.Millisecond,
+		Duration: 300 * time.Millisecond, Keys: WatchKeys(10), ValueSize: 400}, ServerProbe{CPU: srv.CPUTime, RSS: srv.RSS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := res.Watch
+	if w.Writes < 30 || w.Delivered != 4*w.Writes || w.Anomalies() != 0 || res.Errors != 0 {
+		t.Fatalf("watch: %+v %v", w, res.ErrorSamples)
+	}
+	if w.RSSBefore <= 0 || w.RSSIdle <= 0 {
+		t.Fatalf("watch: no RSS: %+v", w)
+	}
 }

@@ -131,14 +131,24 @@ func (p *Process) CPUTime() (time.Duration, bool) {
 
 // PeakRSS returns the process's peak resident set size in bytes (VmHWM).
 func (p *Process) PeakRSS() (int64, bool) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.Pid()))
+	return procStatusBytes(p.Pid(), "VmHWM:")
+}
+
+// RSS returns the process's current resident set size in bytes (VmRSS).
+func (p *Process) RSS() (int64, bool) {
+	return procStatusBytes(p.Pid(), "VmRSS:")
+}
+
+// procStatusBytes reads a "Name:   N kB" line of /proc/PID/status.
+func procStatusBytes(pid int, field string) (int64, bool) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, false
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), field); ok {
 			fs := strings.Fields(v)
 			if len(fs) >= 1 {
 				kb, err := strconv.ParseInt(fs[0], 10, 64)

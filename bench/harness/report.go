@@ -163,6 +163,67 @@ func (r *Report) ratios() []ratioRow {
 	return rows
 }
 
+func fmtMiB(b int64) string {
+	if b <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+}
+
+// fmtShare is CPU time as cores used over elapsed.
+func fmtShare(cpu, elapsed time.Duration) string {
+	if cpu <= 0 || elapsed <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f cores", cpu.Seconds()/elapsed.Seconds())
+}
+
+func fmtPerSub(b float64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f KiB", b/1024)
+}
+
+// watchHeader and watchRow are the change-feed table (watch and fan-out
+// phases): what was written, what arrived, and what went wrong.
+var watchHeader = []string{"system", "op", "subs", "writes/s", "writes ok", "write err", "write p50",
+	"events", "events/s", "p50", "p99", "missed", "dup", "out of order", "foreign", "stream err",
+	"subscribe", "harness cpu", "RSS before", "RSS idle subs", "RSS/sub", "RSS after"}
+
+func watchRow(x *Result) []string {
+	w := x.Watch
+	rate := "-"
+	if x.Elapsed > 0 {
+		rate = fmt.Sprintf("%.0f (target %.0f)", float64(w.Writes+w.WriteErrors)/x.Elapsed.Seconds(), w.Rate)
+	}
+	missed := fmt.Sprint(w.Missed)
+	if w.DrainTimedOut {
+		missed += " (drain timed out)"
+	}
+	return []string{x.System, string(x.Op), fmt.Sprint(w.Subscribers), rate, fmt.Sprint(w.Writes), fmt.Sprint(w.WriteErrors),
+		fmtLat(w.WriteP50), fmt.Sprint(w.Delivered), fmt.Sprintf("%.0f", x.Throughput()),
+		fmtLat(x.Percentile(50)), fmtLat(x.Percentile(99)), missed, fmt.Sprint(w.Duplicates),
+		fmt.Sprint(w.OutOfOrder), fmt.Sprint(w.Foreign), fmt.Sprint(w.StreamErrors + w.SubscribeErrors),
+		fmt.Sprintf("%.0f ms", float64(w.SubscribeTime)/float64(time.Millisecond)), fmtShare(w.HarnessCPU, x.Elapsed),
+		fmtMiB(w.RSSBefore), fmtMiB(w.RSSIdle), fmtPerSub(w.RSSPerSubscriber()), fmtMiB(w.RSSAfter)}
+}
+
+func (r *Report) watchResults() []*Result {
+	var out []*Result
+	for _, x := range r.Results {
+		if x.Watch != nil {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+const watchLegend = "change feed (watch, fanout): one writer at a fixed rate, every subscriber holds one subscription; " +
+	"events = (subscriber, event) pairs of measured writes delivered; p50/p99 = write start to event read by the subscriber; " +
+	"missed/dup/out of order counted per subscriber over every successful write (warm-up included); " +
+	"stream err = streams that broke (then resumed) or could not open; harness cpu = the load generator's own CPU use in the window; RSS/sub = (RSS idle subs − RSS before) / subs"
+
 func fmtLat(d time.Duration) string {
 	return fmt.Sprintf("%.3f ms", float64(d)/float64(time.Millisecond))
 }
@@ -232,6 +293,15 @@ func (r *Report) WriteText(w io.Writer) error {
 			fmtLat(x.Percentile(50)), fmtLat(x.Percentile(99)), x.Errors, fmtCPU(x.ServerCPUPerOp()))
 	}
 	tw.Flush()
+	if wr := r.watchResults(); len(wr) > 0 {
+		fmt.Fprintf(bw, "\n%s\n", watchLegend)
+		tw = tabwriter.NewWriter(bw, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, strings.Join(watchHeader, "\t")+"\t")
+		for _, x := range wr {
+			fmt.Fprintln(tw, strings.Join(watchRow(x), "\t")+"\t")
+		}
+		tw.Flush()
+	}
 	if rows := r.ratios(); len(rows) > 0 {
 		fmt.Fprintln(bw, "\nagentstate / etcd (ops/s: higher is better for agentstate; latency: lower is better)")
 		tw = tabwriter.NewWriter(bw, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -281,6 +351,18 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	for _, x := range r.Results {
 		fmt.Fprintf(bw, "| %s | %s | %d | %.0f | %s | %s | %d | %s |\n", x.System, x.Op, x.Clients, x.Throughput(),
 			fmtLat(x.Percentile(50)), fmtLat(x.Percentile(99)), x.Errors, fmtCPU(x.ServerCPUPerOp()))
+	}
+	if wr := r.watchResults(); len(wr) > 0 {
+		fmt.Fprintf(bw, "\nChange feed: %s.\n\n", watchLegend)
+		fmt.Fprintf(bw, "| %s |\n", strings.Join(watchHeader, " | "))
+		fmt.Fprint(bw, "|---|---|")
+		for range watchHeader[2:] {
+			fmt.Fprint(bw, "---:|")
+		}
+		fmt.Fprintln(bw)
+		for _, x := range wr {
+			fmt.Fprintf(bw, "| %s |\n", strings.Join(watchRow(x), " | "))
+		}
 	}
 	if rows := r.ratios(); len(rows) > 0 {
 		fmt.Fprintln(bw, "\nRatio agentstate / etcd (ops/s: above 1 is better for agentstate; latency: below 1 is better):")

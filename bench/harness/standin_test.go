@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -33,6 +35,38 @@ type standin struct {
 	bad       atomic.Int64           // malformed requests
 	badWhy    atomic.Pointer[string] // the last malformed request
 	sizes     sync.Map               // value sizes seen by PUT -> struct{}
+
+	// change feed (GET /v1/events), guarded by mu
+	log   []standinEvent // every change, in revision order
+	subs  map[*standinSub]struct{}
+	opens atomic.Int64 // event streams opened
+	// dropAfter, if > 0, ends the first event stream opened after that
+	// many events (a disconnect the client must resume from).
+	dropAfter int
+	// dupEvery, if > 0, sends every n-th live event twice.
+	dupEvery int
+}
+
+type standinEvent struct {
+	Revision   int64           `json:"revision"`
+	AgentID    string          `json:"agent_id"`
+	Tier       string          `json:"tier"`
+	StateKey   string          `json:"state_key"`
+	ChangeType string          `json:"change_type"`
+	OldValue   json.RawMessage `json:"old_value"`
+	NewValue   json.RawMessage `json:"new_value"`
+	Version    int64           `json:"version"`
+	Timestamp  string          `json:"timestamp"`
+}
+
+type standinSub struct {
+	agent, tier, prefix string
+	ch                  chan standinEvent
+}
+
+func (sub *standinSub) match(e standinEvent) bool {
+	return (sub.agent == "" || sub.agent == e.AgentID) && (sub.tier == "" || sub.tier == e.Tier) &&
+		strings.HasPrefix(e.StateKey, sub.prefix)
 }
 
 type entry struct {
@@ -44,7 +78,9 @@ type entry struct {
 	Revision int64           `json:"revision"`
 }
 
-func newStandin() *standin { return &standin{entries: map[string]entry{}} }
+func newStandin() *standin {
+	return &standin{entries: map[string]entry{}, subs: map[*standinSub]struct{}{}}
+}
 
 func (s *standin) fail(w http.ResponseWriter, status int, code, why string) {
 	if status == 400 {
@@ -62,8 +98,29 @@ func (s *standin) put(agent, tier, key string, value json.RawMessage) (entry, bo
 	k := agent + "\x00" + tier + "\x00" + key
 	e, existed := s.entries[k]
 	s.rev++
+	old := e.Value
+	if !existed {
+		old = json.RawMessage("null")
+	}
 	e = entry{AgentID: agent, Tier: tier, Key: key, Value: value, Version: e.Version + 1, Revision: s.rev}
 	s.entries[k] = e
+	ct := "update"
+	if !existed {
+		ct = "create"
+	}
+	ev := standinEvent{Revision: s.rev, AgentID: agent, Tier: tier, StateKey: key, ChangeType: ct,
+		OldValue: old, NewValue: value, Version: e.Version, Timestamp: time.Now().UTC().Format(time.RFC3339Nano)}
+	s.log = append(s.log, ev)
+	for sub := range s.subs {
+		if sub.match(ev) {
+			select {
+			case sub.ch <- ev:
+			default: // a stand-in subscriber that falls behind loses its stream
+				close(sub.ch)
+				delete(s.subs, sub)
+			}
+		}
+	}
 	return e, !existed
 }
 
@@ -116,6 +173,7 @@ func (s *standin) handler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(e)
 	})
+	mux.HandleFunc("GET /v1/events", s.events)
 	mux.HandleFunc("POST /v1/agents/{agent}/batch/write", func(w http.ResponseWriter, r *http.Request) {
 		if s.noBatch {
 			http.NotFound(w, r)
@@ -158,6 +216,84 @@ func (s *standin) handler() http.Handler {
 		json.NewEncoder(w).Encode(out)
 	})
 	return mux
+}
+
+// events is a small GET /v1/events: agent_id, tier, key (a "prefix*"
+// glob) and from_revision; `id:` on every event, `: ping` comments.
+func (s *standin) events(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	glob := q.Get("key")
+	prefix, ok := strings.CutSuffix(glob, "*")
+	if glob != "" && (!ok || strings.ContainsAny(prefix, "*?")) {
+		s.fail(w, 400, "invalid_argument", "stand-in supports prefix* globs only: "+glob)
+		return
+	}
+	from := int64(-1)
+	if v := q.Get("from_revision"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			s.fail(w, 400, "invalid_argument", "from_revision "+v)
+			return
+		}
+		from = n
+	}
+	sub := &standinSub{agent: q.Get("agent_id"), tier: q.Get("tier"), prefix: prefix, ch: make(chan standinEvent, 1<<16)}
+	first := s.opens.Add(1) == 1
+	s.mu.Lock()
+	var backlog []standinEvent
+	if from >= 0 {
+		for _, e := range s.log {
+			if e.Revision > from && sub.match(e) {
+				backlog = append(backlog, e)
+			}
+		}
+	}
+	s.subs[sub] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.subs, sub)
+		s.mu.Unlock()
+	}()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.WriteHeader(200)
+	fmt.Fprint(w, ": ping\n\n")
+	w.(http.Flusher).Flush()
+	sent := 0
+	send := func(e standinEvent) bool {
+		b, _ := json.Marshal(e)
+		fmt.Fprintf(w, "id: %d\nevent: change\ndata: %s\n\n", e.Revision, b)
+		sent++
+		if s.dupEvery > 0 && sent%s.dupEvery == 0 {
+			fmt.Fprintf(w, "id: %d\nevent: change\ndata: %s\n\n", e.Revision, b)
+		}
+		w.(http.Flusher).Flush()
+		return !(first && s.dropAfter > 0 && sent >= s.dropAfter)
+	}
+	for _, e := range backlog {
+		if !send(e) {
+			return
+		}
+	}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case e, ok := <-sub.ch:
+			if !ok {
+				fmt.Fprint(w, "event: error\ndata: {\"error\":{\"code\":\"unavailable\"}}\n\n")
+				return
+			}
+			if !send(e) {
+				return
+			}
+		case <-tick.C:
+			fmt.Fprint(w, ": ping\n\n")
+			w.(http.Flusher).Flush()
+		case <-r.Context().Done():
+			return
+		}
+	}
 }
 
 // TestMain doubles as a stand-in `agentstate serve` process when

@@ -26,15 +26,13 @@ const (
 	OpGet Op = "get"
 )
 
-// ParseOp accepts "put" or "get".
+// ParseOp accepts "put", "get", "watch" or "fanout".
 func ParseOp(s string) (Op, error) {
-	switch Op(strings.TrimSpace(s)) {
-	case OpPut:
-		return OpPut, nil
-	case OpGet:
-		return OpGet, nil
+	switch op := Op(strings.TrimSpace(s)); op {
+	case OpPut, OpGet, OpWatch, OpFanout:
+		return op, nil
 	}
-	return "", fmt.Errorf("harness: unknown op %q (want put or get)", s)
+	return "", fmt.Errorf("harness: unknown op %q (want put, get, watch or fanout)", s)
 }
 
 // Target is one system under test as the workload sees it. Implementations
@@ -125,6 +123,12 @@ type Result struct {
 	// ServerCPU is the CPU time the server process used during the
 	// measured window, when known (0 otherwise).
 	ServerCPU time.Duration
+	// Watch holds the change-feed figures of a watch or fan-out phase
+	// (nil for put and get). There, Ops is the number of (subscriber,
+	// event) pairs delivered, the latencies are write start to event
+	// read, and Errors counts write errors plus every missed, duplicated,
+	// out-of-order or foreign event and every broken stream.
+	Watch *WatchStats
 }
 
 // Throughput is successful operations per second.
@@ -148,6 +152,9 @@ func (r *Result) Samples() int { return len(r.latencies) }
 // or 0 when unknown.
 func (r *Result) ServerCPUPerOp() time.Duration {
 	n := r.Ops + r.Errors
+	if r.Watch != nil {
+		n = r.Ops // per delivered event
+	}
 	if r.ServerCPU <= 0 || n == 0 {
 		return 0
 	}

@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -51,13 +52,31 @@ type config struct {
 	workdir       string
 	keep          bool
 	markdown      string
+
+	// change feed (watch, fanout)
+	subscribers    []int
+	watchRate      float64
+	watchKeys      int
+	drain          time.Duration
+	fanoutSubs     int
+	fanoutRate     float64
+	fanoutSystems  []string
+	etcdWatchConns int
 }
 
 func main() {
 	var c config
-	var systems, ops, clients string
+	var systems, ops, clients, subscribers, fanoutSystems string
 	flag.StringVar(&systems, "systems", "etcd,agentstate", "systems to measure, in order")
-	flag.StringVar(&ops, "ops", "put,get", "operations to measure, in order (put, get)")
+	flag.StringVar(&ops, "ops", "put,get", "operations to measure, in order (put, get, watch, fanout)")
+	flag.StringVar(&subscribers, "subscribers", "1,64", "watch: subscribers per phase, comma-separated")
+	flag.Float64Var(&c.watchRate, "watch-rate", 200, "watch: writes per second of the single writer")
+	flag.IntVar(&c.watchKeys, "watch-keys", 100, "watch and fanout: keys the writer cycles over (watch-0000…)")
+	flag.DurationVar(&c.drain, "drain", 5*time.Second, "watch and fanout: longest wait after the last write for its events")
+	flag.IntVar(&c.fanoutSubs, "fanout-subscribers", 1000, "fanout: subscribers")
+	flag.Float64Var(&c.fanoutRate, "fanout-rate", 50, "fanout: writes per second of the single writer")
+	flag.StringVar(&fanoutSystems, "fanout-systems", "agentstate", "fanout: systems that run the fanout op (etcd is optional)")
+	flag.IntVar(&c.etcdWatchConns, "etcd-watch-conns", 1, "watch and fanout: etcd clients (gRPC connections) the watchers share, apart from the writer's")
 	flag.StringVar(&clients, "clients", "1,64", "concurrent clients per phase, comma-separated")
 	flag.DurationVar(&c.duration, "duration", 10*time.Second, "measured time per phase (ignored with --phase-ops)")
 	flag.Int64Var(&c.opsPerPhase, "phase-ops", 0, "if > 0, measure this many operations per phase instead of a duration")
@@ -88,6 +107,15 @@ func main() {
 			c.clients, err = parseClients(clients)
 		}
 	}
+	if err == nil {
+		c.subscribers, err = parseClients(subscribers)
+	}
+	if err == nil {
+		c.fanoutSystems, err = parseSystems(fanoutSystems)
+	}
+	if err == nil && (c.watchRate <= 0 || c.fanoutRate <= 0 || c.fanoutSubs < 1) {
+		err = errors.New("--watch-rate, --fanout-rate and --fanout-subscribers must be > 0")
+	}
 	if err == nil && c.keys < 1 {
 		err = errors.New("--keys must be >= 1")
 	}
@@ -96,6 +124,7 @@ func main() {
 		os.Exit(2)
 	}
 
+	raiseNoFile()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	code := run(ctx, c)
@@ -144,6 +173,40 @@ func parseClients(s string) ([]int, error) {
 	return out, nil
 }
 
+// raiseNoFile sets the soft limit of open files to the hard limit: the
+// fan-out phase holds a connection per subscriber in the harness and in the
+// server, and the servers started by the harness inherit the limit.
+func raiseNoFile() {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return
+	}
+	if l.Cur < l.Max {
+		l.Cur = l.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+			logf("raising RLIMIT_NOFILE: %v", err)
+		}
+	}
+}
+
+// openFilesLimit is the soft RLIMIT_NOFILE, or 0.
+func openFilesLimit() uint64 {
+	var l syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) != nil {
+		return 0
+	}
+	return l.Cur
+}
+
+func hasOp(ops []harness.Op, want ...harness.Op) bool {
+	for _, o := range ops {
+		if slices.Contains(want, o) {
+			return true
+		}
+	}
+	return false
+}
+
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 }
@@ -171,11 +234,26 @@ func run(ctx context.Context, c config) int {
 	if c.opsPerPhase > 0 {
 		phase = fmt.Sprintf("%d ops per phase", c.opsPerPhase)
 	}
-	rep.Workload = []string{
-		fmt.Sprintf("%d keys preloaded, %d-byte JSON values, keys chosen uniformly at random; %s after %v warm-up", c.keys, c.valueSize, phase, c.warmup),
-		"put: durable single-key write (etcd Put: raft + WAL fsync; agentstate PUT " + "/v1/agents/" + c.agentID + "/state/" + c.tier + "/{key} with the server's default durability)",
-		"get: single-key read, etcd linearizable Get (not serializable); agentstate GET with default strong consistency",
-		fmt.Sprintf("systems run one after the other, each from a fresh data dir; etcd: one shared client (%d gRPC conn); agentstate: net/http keep-alive, one connection per client", c.etcdConns),
+	if hasOp(c.ops, harness.OpPut, harness.OpGet) {
+		rep.Workload = []string{
+			fmt.Sprintf("%d keys preloaded, %d-byte JSON values, keys chosen uniformly at random; %s after %v warm-up", c.keys, c.valueSize, phase, c.warmup),
+			"put: durable single-key write (etcd Put: raft + WAL fsync; agentstate PUT " + "/v1/agents/" + c.agentID + "/state/" + c.tier + "/{key} with the server's default durability)",
+			"get: single-key read, etcd linearizable Get (not serializable); agentstate GET with default strong consistency",
+		}
+	}
+	rep.Workload = append(rep.Workload, fmt.Sprintf("systems run one after the other, each from a fresh data dir; etcd: one shared client (%d gRPC conn); agentstate: net/http keep-alive, one connection per client", c.etcdConns))
+	if hasOp(c.ops, harness.OpWatch, harness.OpFanout) {
+		rep.Workload = append(rep.Workload,
+			fmt.Sprintf("watch: subscribers %v, one writer putting %d-byte JSON values at %.0f/s over %d keys (%s0000…) for %v after %v warm-up; each value carries the writer's sequence number, the writer keeps each write's start time; "+
+				"agentstate: one SSE connection per subscriber, GET /v1/events?agent_id=%s&tier=%s&key=%s*; etcd: clientv3 Watch(WithPrefix) per subscriber, all watchers on %d client(s) (gRPC conns) of their own",
+				c.subscribers, c.valueSize, c.watchRate, c.watchKeys, harness.WatchKeyPrefix, c.duration, c.warmup,
+				c.agentID, c.tier, harness.WatchKeyPrefix, c.etcdWatchConns),
+			"watch rows of the main table: ops/s = (subscriber, event) pairs delivered per second, p50/p99 = time from the start of the write to the event read by the subscriber, srv cpu/op = server CPU per delivered event, errors = write errors + missed + duplicate + out-of-order + foreign events + broken streams",
+		)
+		if hasOp(c.ops, harness.OpFanout) {
+			rep.Workload = append(rep.Workload, fmt.Sprintf("fanout (%s): %d subscribers, one writer at %.0f/s for %v after %v warm-up; server RSS sampled before subscribing and 1 s after the last subscription (idle), harness open-files limit %d (inherited by the servers)",
+				strings.Join(c.fanoutSystems, ", "), c.fanoutSubs, c.fanoutRate, c.duration, c.warmup, openFilesLimit()))
+		}
 	}
 
 	keys := harness.Keys(c.keys)
@@ -241,7 +319,7 @@ func commandLine() string {
 
 func runEtcd(ctx context.Context, c config, work string, keys []string, rep *harness.Report) error {
 	endpoint := c.etcdEndpoint
-	var cpu func() (time.Duration, bool)
+	var probe harness.ServerProbe
 	var srv *harness.EtcdServer
 	binVersion := harness.EtcdBinaryVersion(ctx, c.etcdBin)
 	if endpoint == "" {
@@ -256,10 +334,10 @@ func runEtcd(ctx context.Context, c config, work string, keys []string, rep *har
 			return err
 		}
 		endpoint = srv.Endpoint
-		cpu = srv.CPUTime
+		probe = harness.ServerProbe{CPU: srv.CPUTime, RSS: srv.RSS}
 		logf("[etcd] healthy at %s, data %s", endpoint, srv.DataDir)
 	}
-	t, err := harness.NewEtcdTarget(ctx, harness.EtcdOptions{Endpoints: []string{endpoint}, Conns: c.etcdConns})
+	t, err := harness.NewEtcdTarget(ctx, harness.EtcdOptions{Endpoints: []string{endpoint}, Conns: c.etcdConns, WatchConns: c.etcdWatchConns})
 	if err != nil {
 		if srv != nil {
 			_ = srv.Stop(10 * time.Second)
@@ -274,13 +352,13 @@ func runEtcd(ctx context.Context, c config, work string, keys []string, rep *har
 	if srv == nil {
 		rep.Machine.Etcd += fmt.Sprintf(" at %s (not started by the harness)", endpoint)
 	}
-	if readBufferCopyBug(v) {
+	if readBufferCopyBug(v) && hasOp(c.ops, harness.OpGet) {
 		rep.Notes = append(rep.Notes, "etcd "+v+" predates 3.4.24: every read copies the backend's whole read buffer, "+
 			"which grows with write bursts (about 60% of etcd CPU in a profile of this get phase on a 2-core machine); fixed upstream by "+
 			"etcd-io/etcd#12933, backported to 3.4.24 by #15195. Its get numbers understate etcd >= 3.4.24/3.5; "+
 			"use --etcd-bin with a newer etcd for published comparisons")
 	}
-	err = runPhases(ctx, c, t, keys, cpu, rep)
+	err = runPhases(ctx, c, t, keys, probe, rep)
 	t.Close()
 	if srv != nil {
 		if rss, ok := srv.PeakRSS(); ok {
@@ -295,7 +373,7 @@ func runEtcd(ctx context.Context, c config, work string, keys []string, rep *har
 
 func runAgentstate(ctx context.Context, c config, work string, keys []string, rep *harness.Report) error {
 	base := c.agentstateURL
-	var cpu func() (time.Duration, bool)
+	var probe harness.ServerProbe
 	var srv *harness.AgentstateServer
 	if base == "" {
 		dir := filepath.Join(work, "agentstate")
@@ -327,7 +405,7 @@ func runAgentstate(ctx context.Context, c config, work string, keys []string, re
 			return err
 		}
 		base = srv.BaseURL
-		cpu = srv.CPUTime
+		probe = harness.ServerProbe{CPU: srv.CPUTime, RSS: srv.RSS}
 		logf("[agentstate] healthy at %s, data %s", base, srv.DataDir)
 	} else {
 		rep.Machine.Agentstate = "running server at " + base + " (not started by the harness)"
@@ -339,7 +417,7 @@ func runAgentstate(ctx context.Context, c config, work string, keys []string, re
 	t := harness.NewAgentstateTarget(harness.AgentstateOptions{
 		BaseURL: base, AgentID: c.agentID, Tier: c.tier, Token: c.token, MaxConns: maxClients,
 	})
-	err := runPhases(ctx, c, t, keys, cpu, rep)
+	err := runPhases(ctx, c, t, keys, probe, rep)
 	t.Close()
 	if srv != nil {
 		if exited, werr := srv.Exited(); exited {
@@ -370,9 +448,73 @@ func readBufferCopyBug(v string) bool {
 	return err == nil && patch < 24
 }
 
-// runPhases preloads the key space, checks a few keys, then runs every
-// (op, clients) phase.
-func runPhases(ctx context.Context, c config, t harness.Target, keys []string, cpu func() (time.Duration, bool), rep *harness.Report) error {
+// runPhases preloads the key space (when put or get is measured), checks a
+// few keys, then runs every (op, clients) phase.
+func runPhases(ctx context.Context, c config, t harness.Target, keys []string, probe harness.ServerProbe, rep *harness.Report) error {
+	name := t.Name()
+	if hasOp(c.ops, harness.OpPut, harness.OpGet) {
+		if err := preload(ctx, c, t, keys, rep); err != nil {
+			return err
+		}
+	}
+	for _, op := range c.ops {
+		switch op {
+		case harness.OpWatch, harness.OpFanout:
+			counts, rate := c.subscribers, c.watchRate
+			if op == harness.OpFanout {
+				if !slices.Contains(c.fanoutSystems, name) {
+					logf("[%s] fanout skipped (--fanout-systems %s)", name, strings.Join(c.fanoutSystems, ","))
+					continue
+				}
+				counts, rate = []int{c.fanoutSubs}, c.fanoutRate
+			}
+			wt, ok := t.(harness.WatchTarget)
+			if !ok {
+				return fmt.Errorf("%s has no change feed in this harness", name)
+			}
+			for _, n := range counts {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				logf("[%s] %s: %d subscribers, writer at %.0f/s", name, op, n, rate)
+				res, err := harness.RunWatch(ctx, wt, harness.WatchSpec{
+					Op: op, Subscribers: n, Rate: rate, Warmup: c.warmup, Duration: c.duration, Drain: c.drain,
+					Keys: harness.WatchKeys(c.watchKeys), ValueSize: c.valueSize, OpTimeout: c.opTimeout,
+				}, probe)
+				if err != nil {
+					return err
+				}
+				rep.Results = append(rep.Results, res)
+				w := res.Watch
+				logf("[%s] %s subs=%d: %d writes (%d failed), %d events delivered in %v: %.0f events/s, p50 %v, p99 %v; missed %d, dup %d, out of order %d, foreign %d, stream errors %d; subscribe %v; RSS/sub %.1f KiB",
+					name, op, n, w.Writes, w.WriteErrors, w.Delivered, res.Elapsed.Round(time.Millisecond), res.Throughput(),
+					res.Percentile(50).Round(time.Microsecond), res.Percentile(99).Round(time.Microsecond),
+					w.Missed, w.Duplicates, w.OutOfOrder, w.Foreign, w.StreamErrors+w.SubscribeErrors,
+					w.SubscribeTime.Round(time.Millisecond), w.RSSPerSubscriber()/1024)
+			}
+		default:
+			for _, n := range c.clients {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				res, err := harness.RunPhase(ctx, t, harness.PhaseSpec{
+					Op: op, Clients: n, Duration: c.duration, Ops: c.opsPerPhase, Warmup: c.warmup,
+					Keys: keys, ValueSize: c.valueSize, OpTimeout: c.opTimeout, Seed: c.seed,
+				}, probe.CPU)
+				if err != nil {
+					return err
+				}
+				rep.Results = append(rep.Results, res)
+				logf("[%s] %s c=%d: %d ok, %d errors in %v: %.0f ops/s, p50 %v, p99 %v",
+					name, op, n, res.Ops, res.Errors, res.Elapsed.Round(time.Millisecond), res.Throughput(),
+					res.Percentile(50).Round(time.Microsecond), res.Percentile(99).Round(time.Microsecond))
+			}
+		}
+	}
+	return nil
+}
+
+func preload(ctx context.Context, c config, t harness.Target, keys []string, rep *harness.Report) error {
 	name := t.Name()
 	logf("[%s] preloading %d keys", name, len(keys))
 	pre, err := harness.Preload(ctx, t, harness.PreloadSpec{
@@ -394,25 +536,6 @@ func runPhases(ctx context.Context, c config, t harness.Target, keys []string, c
 	if err := verify(ctx, t, keys, c.valueSize); err != nil {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("%s: VERIFY FAILED after preload: %v", name, err))
 		logf("[%s] verify failed: %v", name, err)
-	}
-
-	for _, op := range c.ops {
-		for _, n := range c.clients {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			res, err := harness.RunPhase(ctx, t, harness.PhaseSpec{
-				Op: op, Clients: n, Duration: c.duration, Ops: c.opsPerPhase, Warmup: c.warmup,
-				Keys: keys, ValueSize: c.valueSize, OpTimeout: c.opTimeout, Seed: c.seed,
-			}, cpu)
-			if err != nil {
-				return err
-			}
-			rep.Results = append(rep.Results, res)
-			logf("[%s] %s c=%d: %d ok, %d errors in %v: %.0f ops/s, p50 %v, p99 %v",
-				name, op, n, res.Ops, res.Errors, res.Elapsed.Round(time.Millisecond), res.Throughput(),
-				res.Percentile(50).Round(time.Microsecond), res.Percentile(99).Round(time.Microsecond))
-		}
 	}
 	return nil
 }

@@ -32,6 +32,9 @@ func TestParseFlags(t *testing.T) {
 			t.Errorf("parseClients(%q) accepted", bad)
 		}
 	}
+	if got, err := parseOps("put,get,watch,fanout"); err != nil || len(got) != 4 || got[2] != "watch" {
+		t.Fatalf("parseOps = %v, %v", got, err)
+	}
 	if _, err := parseOps("put,delete"); err == nil {
 		t.Error("parseOps accepted delete")
 	}
