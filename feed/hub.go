@@ -280,12 +280,28 @@ func (h *Hub) tail(ctx context.Context) {
 	close(h.ready)
 
 	for {
-		if _, err := h.src.WaitCommit(ctx, last); err != nil {
+		rev, err := h.src.WaitCommit(ctx, last)
+		if err != nil {
 			if !fail("wait_commit", err) {
 				return
 			}
 			continue
 		}
+		// With no live subscription there is nobody to publish to: advance
+		// without reading the events (measured: reading them cost ~14% of
+		// the server's CPU under a write load with no subscriber). A
+		// subscription that attaches later finds the hub past its position
+		// and reads those revisions from the store itself (the seam rule).
+		h.mu.Lock()
+		if len(h.live) == 0 {
+			if rev > h.pub {
+				h.pub = rev
+			}
+			last = h.pub
+			h.mu.Unlock()
+			continue
+		}
+		h.mu.Unlock()
 		progressed := false
 		for {
 			res, err := h.src.ReadEvents(ctx, store.EventsRequest{AfterRevision: last, Limit: h.opts.PageSize})
