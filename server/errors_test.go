@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/agentstate/agentstate/auth"
+	"github.com/agentstate/agentstate/feed"
 	"github.com/agentstate/agentstate/jsonvalue"
 	"github.com/agentstate/agentstate/keys"
 	"github.com/agentstate/agentstate/state"
@@ -73,6 +74,10 @@ func TestErrorTable(t *testing.T) {
 	// details.oldest_revision when the store knows it.
 	if d := toAPIError(fmt.Errorf("wrapped: %w", &store.CompactedError{OldestRevision: 17}), nil).Details; d["oldest_revision"] != int64(17) {
 		t.Fatalf("compacted details %v", d)
+	}
+	// A lagging subscriber is told where to resume.
+	if ae := toAPIError(&feed.LaggedError{ResumeFrom: 41}, nil); ae.Code != CodeUnavailable || ae.Details["resume_from"] != int64(41) {
+		t.Fatalf("lagged: %d %s %v", ae.Status, ae.Code, ae.Details)
 	}
 	// details.op of a batch's failing op.
 	if d := toAPIError(&store.OpError{Op: 3, Err: store.ErrNotFound}, &errContext{batch: true}).Details; d["op"] != 3 {

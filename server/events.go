@@ -130,7 +130,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err, nil)
 		return
 	}
-	sw := startSSE(w, r)
+	sw := s.startSSE(w, r)
 	if err != nil { // compacted: API.md says an error message, then the end
 		sw.sendError(toAPIError(err, nil))
 		return
@@ -170,7 +170,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 }
 
 // nextBatch waits for deliveries, sending a heartbeat comment every
-// HeartbeatInterval while there are none.
+// heartbeat interval while there are none.
 func nextBatch(ctx context.Context, sw *sseWriter, sub *feed.Subscription, buf []feed.Delivery) ([]feed.Delivery, error) {
 	var out []feed.Delivery
 	_, err := waitWithHeartbeat(ctx, sw, func(wctx context.Context) (int64, error) {

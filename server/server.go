@@ -66,6 +66,9 @@ type Options struct {
 	ReadyTimeout time.Duration
 	// ShutdownTimeout bounds Serve's graceful drain (default 30 s).
 	ShutdownTimeout time.Duration
+	// HeartbeatInterval is how often an idle event stream (SSE) gets a
+	// comment line (default 15 s, API.md).
+	HeartbeatInterval time.Duration
 	// Authenticator establishes the principal of each /v1 request. Default
 	// AnonymousAuthenticator (auth disabled: everyone is auth.Anonymous).
 	Authenticator Authenticator
@@ -127,6 +130,9 @@ func New(m *state.Manager, opts Options) *Server {
 	}
 	if opts.Authenticator == nil {
 		opts.Authenticator = AnonymousAuthenticator{}
+	}
+	if opts.HeartbeatInterval <= 0 {
+		opts.HeartbeatInterval = DefaultHeartbeatInterval
 	}
 	s := &Server{m: m, opts: opts, log: opts.Logger, mux: http.NewServeMux()}
 	s.stopping, s.stopStreams = context.WithCancel(context.Background())

@@ -37,7 +37,11 @@ func newEnv(t testing.TB, opts ...func(*Options)) *env {
 	if err != nil {
 		t.Fatalf("sqlite.Open: %v", err)
 	}
-	m, err := state.New(st, state.Options{ReapInterval: -1})
+	streams, err := sqlite.OpenStreams(ctx, t.TempDir(), sqlite.StreamOptions{Synchronous: "NORMAL"})
+	if err != nil {
+		t.Fatalf("sqlite.OpenStreams: %v", err)
+	}
+	m, err := state.New(st, state.Options{ReapInterval: -1, Streams: streams})
 	if err != nil {
 		t.Fatalf("state.New: %v", err)
 	}

@@ -9,28 +9,30 @@ import (
 	"time"
 )
 
-// HeartbeatInterval is how often an idle event stream gets a comment line
-// (API.md: every 15 s), so proxies keep it open and clients notice a dead one.
-var HeartbeatInterval = 15 * time.Second
+// DefaultHeartbeatInterval is how often an idle event stream gets a comment
+// line (API.md: every 15 s), so proxies keep it open and clients notice a
+// dead one.
+const DefaultHeartbeatInterval = 15 * time.Second
 
 // sseWriter writes Server-Sent Events. Messages are buffered and flushed by
 // the caller at revision (or append) boundaries, so the events of one batch
 // leave in one write.
 type sseWriter struct {
-	w   http.ResponseWriter
-	rc  *http.ResponseController
-	buf bytes.Buffer
+	w         http.ResponseWriter
+	rc        *http.ResponseController
+	buf       bytes.Buffer
+	heartbeat time.Duration
 }
 
 // startSSE answers 200 with the event-stream headers.
-func startSSE(w http.ResponseWriter, r *http.Request) *sseWriter {
+func (s *Server) startSSE(w http.ResponseWriter, r *http.Request) *sseWriter {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("Connection", "keep-alive")
 	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	w.WriteHeader(http.StatusOK)
-	sw := &sseWriter{w: w, rc: http.NewResponseController(w)}
+	sw := &sseWriter{w: w, rc: http.NewResponseController(w), heartbeat: s.opts.HeartbeatInterval}
 	// Streams live longer than any write deadline the server may set.
 	_ = sw.rc.SetWriteDeadline(time.Time{})
 	_ = sw.flush()

@@ -199,7 +199,7 @@ func (s *Server) subscribeStream(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err, nil)
 		return
 	}
-	sw := startSSE(w, r)
+	sw := s.startSSE(w, r)
 	var pos int64
 	for {
 		evs, err := s.m.ReadStream(ctx, id, next, state.MaxReadMaxCount)
@@ -256,7 +256,7 @@ func (s *Server) subscribeAll(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err, nil)
 		return
 	}
-	sw := startSSE(w, r)
+	sw := s.startSSE(w, r)
 	var pos int64
 	for {
 		evs, err := s.m.ReadAllStreams(ctx, prefix, after, state.MaxReadMaxCount)
@@ -294,11 +294,11 @@ func (s *Server) waitStreams(ctx context.Context, sw *sseWriter, pos int64) (int
 	return waitWithHeartbeat(ctx, sw, func(ctx context.Context) (int64, error) { return s.m.WaitStreams(ctx, pos) })
 }
 
-// waitWithHeartbeat runs wait, and each time HeartbeatInterval passes
+// waitWithHeartbeat runs wait, and each time the heartbeat interval passes
 // without an answer, sends a comment line and waits again.
 func waitWithHeartbeat(ctx context.Context, sw *sseWriter, wait func(context.Context) (int64, error)) (int64, error) {
 	for {
-		wctx, cancel := context.WithTimeout(ctx, HeartbeatInterval)
+		wctx, cancel := context.WithTimeout(ctx, sw.heartbeat)
 		p, err := wait(wctx)
 		cancel()
 		switch {
