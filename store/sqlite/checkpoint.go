@@ -12,22 +12,22 @@ import (
 // commit; it runs a PASSIVE checkpoint (which never blocks the writer or the
 // readers) at most once per CheckpointInterval. The writer keeps SQLite's
 // automatic checkpoint at a high threshold as a safety net.
-func (s *Store) checkpointer() {
-	defer close(s.ckptDone)
+func (d *sqliteDB) checkpointer() {
+	defer close(d.ckptDone)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	<-timer.C
 	for {
 		select {
-		case <-s.ckptKick:
-		case <-s.quit:
+		case <-d.ckptKick:
+		case <-d.quit:
 			return
 		}
-		s.checkpoint(context.Background())
-		timer.Reset(s.opts.CheckpointInterval)
+		d.checkpoint(context.Background())
+		timer.Reset(d.opts.checkpointInterval)
 		select {
 		case <-timer.C:
-		case <-s.quit:
+		case <-d.quit:
 			return
 		}
 	}
@@ -37,18 +37,18 @@ func (s *Store) checkpointer() {
 // checkpoint is allowed on a query_only connection). Errors are not fatal:
 // the next commit kicks another attempt, and the writer's automatic
 // checkpoint remains as a fallback.
-func (s *Store) checkpoint(ctx context.Context) (busy, logFrames, checkpointed int64, err error) {
-	err = s.rdb.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logFrames, &checkpointed)
+func (d *sqliteDB) checkpoint(ctx context.Context) (busy, logFrames, checkpointed int64, err error) {
+	err = d.rdb.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logFrames, &checkpointed)
 	if err == nil {
-		s.stats.checkpoints.Add(1)
+		d.checkpoints.Add(1)
 	}
 	return busy, logFrames, checkpointed, err
 }
 
 // kickCheckpoint tells the checkpointer that new frames were committed.
-func (s *Store) kickCheckpoint() {
+func (d *sqliteDB) kickCheckpoint() {
 	select {
-	case s.ckptKick <- struct{}{}:
+	case d.ckptKick <- struct{}{}:
 	default:
 	}
 }

@@ -46,19 +46,9 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
-	"errors"
-	"fmt"
-	"net/url"
-	"os"
-	"path/filepath"
-	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	_ "modernc.org/sqlite" // database/sql driver "sqlite"
 
 	"github.com/agentstate/agentstate/store"
 )
@@ -118,25 +108,9 @@ type Options struct {
 }
 
 func (o *Options) setDefaults() error {
-	o.Synchronous = strings.ToUpper(strings.TrimSpace(o.Synchronous))
-	switch o.Synchronous {
-	case "":
-		o.Synchronous = DefaultSynchronous
-	case "FULL", "EXTRA", "NORMAL":
-	default:
-		return fmt.Errorf("store/sqlite: synchronous %q: want FULL, EXTRA or NORMAL: %w", o.Synchronous, store.ErrInvalid)
-	}
-	if o.MaxBatch <= 0 {
-		o.MaxBatch = DefaultMaxBatch
-	}
-	if o.MaxBatchBytes <= 0 {
-		o.MaxBatchBytes = DefaultMaxBatchBytes
-	}
-	if o.ReadConns <= 0 {
-		o.ReadConns = max(4, 2*runtime.GOMAXPROCS(0))
-	}
-	if o.BusyTimeout <= 0 {
-		o.BusyTimeout = DefaultBusyTimeout
+	if err := setCommonDefaults(&o.Synchronous, &o.MaxBatch, &o.MaxBatchBytes, &o.ReadConns,
+		&o.BusyTimeout, &o.CheckpointInterval, &o.Now); err != nil {
+		return err
 	}
 	switch {
 	case o.RowCacheBytes == 0:
@@ -144,34 +118,30 @@ func (o *Options) setDefaults() error {
 	case o.RowCacheBytes < 0:
 		o.RowCacheBytes = 0
 	}
-	if o.CheckpointInterval <= 0 {
-		o.CheckpointInterval = DefaultCheckpointInterval
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
 	return nil
 }
+
+func (o *Options) dbOptions() dbOptions {
+	return dbOptions{synchronous: o.Synchronous, readConns: o.ReadConns,
+		busyTimeout: o.BusyTimeout, checkpointInterval: o.CheckpointInterval}
+}
+
+// storeSpec names the key/value store's files and migrations.
+var storeSpec = dbSpec{fileName: FileName, lockName: LockFileName,
+	migrations: migrationsFS, migrationsDir: "migrations"}
 
 // Store is the SQLite implementation of store.Store. It is safe for
 // concurrent use.
 type Store struct {
-	opts Options
-	path string
-	lock *os.File // flock on LockFileName
+	*sqliteDB // files, lock, writer and reader handles, checkpointer, closing
 
-	wdb *sql.DB // writer handle: one connection, used only by the writer goroutine
-	rdb *sql.DB // reader pool (query_only)
-	w   *writer
+	opts Options
+	w    *writer
 
 	queue chan *writeReq
-	quit  chan struct{} // closed by Close: the writer stops taking requests
 	done  chan struct{} // closed when the writer goroutine has exited
 
 	compactQ chan *compactReq // CompactEvents, for the writer goroutine
-
-	ckptKick chan struct{} // the writer committed new WAL frames
-	ckptDone chan struct{} // closed when the checkpointer has exited
 
 	committed atomic.Int64 // revision of the latest committed request
 	oldest    atomic.Int64 // the feed's oldest kept revision
@@ -182,14 +152,9 @@ type Store struct {
 	commitCh     chan struct{}
 	commitWaited bool
 
-	closed    atomic.Bool
-	closeOnce sync.Once
-	closeErr  error
-
 	stats struct {
-		batches     atomic.Int64 // committed transactions that wrote something
-		requests    atomic.Int64 // committed requests that took a revision
-		checkpoints atomic.Int64 // background checkpoints run
+		batches  atomic.Int64 // committed transactions that wrote something
+		requests atomic.Int64 // committed requests that took a revision
 	}
 
 	rs readStmts
@@ -210,7 +175,7 @@ type Stats struct {
 // Stats returns the writer's counters.
 func (s *Store) Stats() Stats {
 	return Stats{Batches: s.stats.batches.Load(), Requests: s.stats.requests.Load(),
-		Checkpoints: s.stats.checkpoints.Load()}
+		Checkpoints: s.checkpoints.Load()}
 }
 
 // Path returns the database file's path.
@@ -222,91 +187,32 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
-	if dir == "" {
-		return nil, fmt.Errorf("store/sqlite: empty data directory: %w", store.ErrInvalid)
-	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("store/sqlite: create data directory: %w", err)
-	}
-	path, err := filepath.Abs(filepath.Join(dir, FileName))
-	if err != nil {
-		return nil, fmt.Errorf("store/sqlite: %w", err)
-	}
-	lock, err := lockDir(filepath.Join(dir, LockFileName))
+	db, err := openDB(ctx, dir, storeSpec, opts.dbOptions())
 	if err != nil {
 		return nil, err
 	}
 	s := &Store{
-		opts:  opts,
-		path:  path,
-		lock:  lock,
-		queue: make(chan *writeReq, 2*opts.MaxBatch),
-		quit:  make(chan struct{}),
-		done:  make(chan struct{}),
+		sqliteDB: db,
+		opts:     opts,
+		queue:    make(chan *writeReq, 2*opts.MaxBatch),
+		done:     make(chan struct{}),
 
 		compactQ: make(chan *compactReq),
 		commitCh: make(chan struct{}),
-
-		ckptKick: make(chan struct{}, 1),
-		ckptDone: make(chan struct{}),
 	}
 	if err := s.open(ctx); err != nil {
-		s.closeDBs()
+		s.closeDBs(s.closeOwn())
 		return nil, err
 	}
 	go s.w.run()
-	go s.checkpointer()
+	s.startCheckpointer()
 	return s, nil
 }
 
-// dsn builds a file: URI for path carrying the driver's pragma parameters,
-// which the driver applies to every connection it opens.
-func dsn(path string, params url.Values) string {
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(path), RawQuery: params.Encode()}
-	return u.String()
-}
-
 func (s *Store) open(ctx context.Context) error {
-	busy := fmt.Sprint(s.opts.BusyTimeout.Milliseconds())
-
-	wp := url.Values{}
-	wp.Set("_busy_timeout", busy)
-	wp.Set("_journal_mode", "WAL")
-	wp.Set("_synchronous", s.opts.Synchronous)
-	wp.Set("_txlock", "immediate")
-	wp.Add("_pragma", "foreign_keys(0)")
-	wp.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", autocheckpointPages))
-	wp.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", journalSizeLimit))
-	wdb, err := sql.Open("sqlite", dsn(s.path, wp))
-	if err != nil {
-		return fmt.Errorf("store/sqlite: open writer: %w", err)
-	}
-	s.wdb = wdb
-	wdb.SetMaxOpenConns(1)
-	wdb.SetMaxIdleConns(1)
-	wdb.SetConnMaxLifetime(0)
-	wdb.SetConnMaxIdleTime(0)
-
-	if err := migrate(ctx, wdb); err != nil {
+	if err := s.rs.prepare(ctx, s.rdb); err != nil {
 		return err
 	}
-
-	rp := url.Values{}
-	rp.Set("_busy_timeout", busy)
-	rp.Set("_query_only", "1")
-	rdb, err := sql.Open("sqlite", dsn(s.path, rp))
-	if err != nil {
-		return fmt.Errorf("store/sqlite: open readers: %w", err)
-	}
-	s.rdb = rdb
-	rdb.SetMaxOpenConns(s.opts.ReadConns)
-	rdb.SetMaxIdleConns(s.opts.ReadConns)
-	rdb.SetConnMaxLifetime(0)
-	rdb.SetConnMaxIdleTime(0)
-	if err := s.rs.prepare(ctx, rdb); err != nil {
-		return err
-	}
-
 	w, err := newWriter(ctx, s)
 	if err != nil {
 		return err
@@ -321,34 +227,17 @@ func (s *Store) open(ctx context.Context) error {
 // with store.ErrClosed; a transaction being committed completes), then
 // closes the database. Calling Close again returns the first result.
 func (s *Store) Close() error {
-	s.closeOnce.Do(func() {
-		s.closed.Store(true)
-		close(s.quit)
-		<-s.done
-		<-s.ckptDone
-		s.closeErr = s.closeDBs()
-	})
-	return s.closeErr
+	return s.shutdown(s.done, s.closeOwn)
 }
 
-func (s *Store) closeDBs() error {
+// closeOwn closes the read statements and the writer.
+func (s *Store) closeOwn() []error {
 	var errs []error
 	s.rs.close()
 	if s.w != nil {
 		errs = append(errs, s.w.close())
 	}
-	if s.rdb != nil {
-		errs = append(errs, s.rdb.Close())
-	}
-	if s.wdb != nil {
-		errs = append(errs, s.wdb.Close())
-	}
-	errs = append(errs, unlockDir(s.lock))
-	s.lock = nil
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("store/sqlite: close: %w", err)
-	}
-	return nil
+	return errs
 }
 
 // CurrentRevision returns the revision of the latest committed request.
@@ -372,23 +261,6 @@ func (s *Store) Ping(ctx context.Context) error {
 		return s.readErr(ctx, "ping", err)
 	}
 	return nil
-}
-
-// readErr maps an error of the reader pool to the store's errors.
-func (s *Store) readErr(ctx context.Context, what string, err error) error {
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return store.ErrNotFound
-	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || isInterrupt(err)):
-		return ctx.Err()
-	case s.closed.Load():
-		return store.ErrClosed
-	}
-	return fmt.Errorf("store/sqlite: %s: %w: %w", what, store.ErrUnavailable, err)
-}
-
-func isInterrupt(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "interrupt")
 }
 
 // unixNano converts a stored time to a UTC time.Time (no monotonic reading).

@@ -52,21 +52,10 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"embed"
-	"errors"
-	"fmt"
-	"io/fs"
-	"net/url"
-	"os"
-	"path/filepath"
-	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/pressly/goose/v3"
 
 	"github.com/agentstate/agentstate/store"
 )
@@ -115,53 +104,31 @@ type StreamOptions struct {
 }
 
 func (o *StreamOptions) setDefaults() error {
-	o.Synchronous = strings.ToUpper(strings.TrimSpace(o.Synchronous))
-	switch o.Synchronous {
-	case "":
-		o.Synchronous = DefaultSynchronous
-	case "FULL", "EXTRA", "NORMAL":
-	default:
-		return fmt.Errorf("store/sqlite: synchronous %q: want FULL, EXTRA or NORMAL: %w", o.Synchronous, store.ErrInvalid)
-	}
-	if o.MaxBatch <= 0 {
-		o.MaxBatch = DefaultMaxBatch
-	}
-	if o.MaxBatchBytes <= 0 {
-		o.MaxBatchBytes = DefaultMaxBatchBytes
-	}
-	if o.ReadConns <= 0 {
-		o.ReadConns = max(4, 2*runtime.GOMAXPROCS(0))
-	}
-	if o.BusyTimeout <= 0 {
-		o.BusyTimeout = DefaultBusyTimeout
-	}
-	if o.CheckpointInterval <= 0 {
-		o.CheckpointInterval = DefaultCheckpointInterval
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	return nil
+	return setCommonDefaults(&o.Synchronous, &o.MaxBatch, &o.MaxBatchBytes, &o.ReadConns,
+		&o.BusyTimeout, &o.CheckpointInterval, &o.Now)
 }
+
+func (o *StreamOptions) dbOptions() dbOptions {
+	return dbOptions{synchronous: o.Synchronous, readConns: o.ReadConns,
+		busyTimeout: o.BusyTimeout, checkpointInterval: o.CheckpointInterval}
+}
+
+// streamsSpec names the event store's files and migrations.
+var streamsSpec = dbSpec{fileName: StreamsFileName, lockName: StreamsLockFileName,
+	migrations: streamsMigrationsFS, migrationsDir: "streams_migrations",
+	versionTable: streamsGooseTable, label: "streams"}
 
 // StreamStore is the SQLite implementation of store.StreamStore. It is safe
 // for concurrent use.
 type StreamStore struct {
-	opts StreamOptions
-	path string
-	lock *os.File
+	*sqliteDB // files, lock, writer and reader handles, checkpointer, closing
 
-	wdb *sql.DB // one connection, used only by the writer goroutine
-	rdb *sql.DB // reader pool (query_only)
-	w   *streamWriter
-	rs  streamReadStmts
+	opts StreamOptions
+	w    *streamWriter
+	rs   streamReadStmts
 
 	queue chan *streamReq
-	quit  chan struct{} // closed by Close
 	done  chan struct{} // closed when the writer has exited
-
-	ckptKick chan struct{}
-	ckptDone chan struct{}
 
 	position atomic.Int64 // position of the latest committed append
 
@@ -171,14 +138,9 @@ type StreamStore struct {
 	appendCh     chan struct{}
 	appendWaited bool
 
-	closed    atomic.Bool
-	closeOnce sync.Once
-	closeErr  error
-
 	stats struct {
-		batches     atomic.Int64
-		appends     atomic.Int64
-		checkpoints atomic.Int64
+		batches atomic.Int64
+		appends atomic.Int64
 	}
 }
 
@@ -197,7 +159,7 @@ type StreamStats struct {
 // Stats returns the writer's counters.
 func (s *StreamStore) Stats() StreamStats {
 	return StreamStats{Batches: s.stats.batches.Load(), Appends: s.stats.appends.Load(),
-		Checkpoints: s.stats.checkpoints.Load()}
+		Checkpoints: s.checkpoints.Load()}
 }
 
 // Path returns the database file's path.
@@ -209,81 +171,30 @@ func OpenStreams(ctx context.Context, dir string, opts StreamOptions) (*StreamSt
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
-	if dir == "" {
-		return nil, fmt.Errorf("store/sqlite: empty data directory: %w", store.ErrInvalid)
-	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("store/sqlite: create data directory: %w", err)
-	}
-	path, err := filepath.Abs(filepath.Join(dir, StreamsFileName))
-	if err != nil {
-		return nil, fmt.Errorf("store/sqlite: %w", err)
-	}
-	lock, err := lockDir(filepath.Join(dir, StreamsLockFileName))
+	db, err := openDB(ctx, dir, streamsSpec, opts.dbOptions())
 	if err != nil {
 		return nil, err
 	}
 	s := &StreamStore{
+		sqliteDB: db,
 		opts:     opts,
-		path:     path,
-		lock:     lock,
 		queue:    make(chan *streamReq, 2*opts.MaxBatch),
-		quit:     make(chan struct{}),
 		done:     make(chan struct{}),
-		ckptKick: make(chan struct{}, 1),
-		ckptDone: make(chan struct{}),
 		appendCh: make(chan struct{}),
 	}
 	if err := s.open(ctx); err != nil {
-		s.closeDBs()
+		s.closeDBs(s.closeOwn())
 		return nil, err
 	}
 	go s.w.run()
-	go s.checkpointer()
+	s.startCheckpointer()
 	return s, nil
 }
 
 func (s *StreamStore) open(ctx context.Context) error {
-	busy := fmt.Sprint(s.opts.BusyTimeout.Milliseconds())
-
-	wp := url.Values{}
-	wp.Set("_busy_timeout", busy)
-	wp.Set("_journal_mode", "WAL")
-	wp.Set("_synchronous", s.opts.Synchronous)
-	wp.Set("_txlock", "immediate")
-	wp.Add("_pragma", "foreign_keys(0)")
-	wp.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", autocheckpointPages))
-	wp.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", journalSizeLimit))
-	wdb, err := sql.Open("sqlite", dsn(s.path, wp))
-	if err != nil {
-		return fmt.Errorf("store/sqlite: open streams writer: %w", err)
-	}
-	s.wdb = wdb
-	wdb.SetMaxOpenConns(1)
-	wdb.SetMaxIdleConns(1)
-	wdb.SetConnMaxLifetime(0)
-	wdb.SetConnMaxIdleTime(0)
-
-	if err := migrateStreams(ctx, wdb); err != nil {
+	if err := s.rs.prepare(ctx, s.rdb); err != nil {
 		return err
 	}
-
-	rp := url.Values{}
-	rp.Set("_busy_timeout", busy)
-	rp.Set("_query_only", "1")
-	rdb, err := sql.Open("sqlite", dsn(s.path, rp))
-	if err != nil {
-		return fmt.Errorf("store/sqlite: open streams readers: %w", err)
-	}
-	s.rdb = rdb
-	rdb.SetMaxOpenConns(s.opts.ReadConns)
-	rdb.SetMaxIdleConns(s.opts.ReadConns)
-	rdb.SetConnMaxLifetime(0)
-	rdb.SetConnMaxIdleTime(0)
-	if err := s.rs.prepare(ctx, rdb); err != nil {
-		return err
-	}
-
 	w, err := newStreamWriter(ctx, s)
 	if err != nil {
 		return err
@@ -293,56 +204,21 @@ func (s *StreamStore) open(ctx context.Context) error {
 	return nil
 }
 
-// migrateStreams applies every pending migration of streams_migrations/,
-// versioned in their own goose table.
-func migrateStreams(ctx context.Context, db *sql.DB) error {
-	sub, err := fs.Sub(streamsMigrationsFS, "streams_migrations")
-	if err != nil {
-		return fmt.Errorf("store/sqlite: streams migrations: %w", err)
-	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, sub, goose.WithDisableGlobalRegistry(true),
-		goose.WithTableName(streamsGooseTable))
-	if err != nil {
-		return fmt.Errorf("store/sqlite: streams migrations: %w", err)
-	}
-	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("store/sqlite: migrate streams: %w", err)
-	}
-	return nil
-}
-
 // Close stops the writer (requests not yet taken into a transaction fail
 // with store.ErrClosed; a transaction being committed completes), then
 // closes the database. Calling Close again returns the first result.
 func (s *StreamStore) Close() error {
-	s.closeOnce.Do(func() {
-		s.closed.Store(true)
-		close(s.quit)
-		<-s.done
-		<-s.ckptDone
-		s.closeErr = s.closeDBs()
-	})
-	return s.closeErr
+	return s.shutdown(s.done, s.closeOwn)
 }
 
-func (s *StreamStore) closeDBs() error {
+// closeOwn closes the read statements and the writer.
+func (s *StreamStore) closeOwn() []error {
 	var errs []error
 	s.rs.close()
 	if s.w != nil {
 		errs = append(errs, s.w.close())
 	}
-	if s.rdb != nil {
-		errs = append(errs, s.rdb.Close())
-	}
-	if s.wdb != nil {
-		errs = append(errs, s.wdb.Close())
-	}
-	errs = append(errs, unlockDir(s.lock))
-	s.lock = nil
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("store/sqlite: close streams: %w", err)
-	}
-	return nil
+	return errs
 }
 
 func (s *StreamStore) checkOpen(ctx context.Context) error {
@@ -403,53 +279,4 @@ func (s *StreamStore) notifyAppend() {
 	close(s.appendCh)
 	s.appendCh = make(chan struct{})
 	s.appendWaited = false
-}
-
-// checkpointer copies committed WAL frames into streams.db from its own
-// goroutine (a PASSIVE checkpoint at most once per CheckpointInterval after
-// a commit), so that the writer's COMMIT never pays for one; see
-// Store.checkpointer.
-func (s *StreamStore) checkpointer() {
-	defer close(s.ckptDone)
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	<-timer.C
-	for {
-		select {
-		case <-s.ckptKick:
-		case <-s.quit:
-			return
-		}
-		var busy, logFrames, done int64
-		if err := s.rdb.QueryRowContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)").
-			Scan(&busy, &logFrames, &done); err == nil {
-			s.stats.checkpoints.Add(1)
-		}
-		timer.Reset(s.opts.CheckpointInterval)
-		select {
-		case <-timer.C:
-		case <-s.quit:
-			return
-		}
-	}
-}
-
-func (s *StreamStore) kickCheckpoint() {
-	select {
-	case s.ckptKick <- struct{}{}:
-	default:
-	}
-}
-
-// readErr maps an error of the reader pool to the store's errors.
-func (s *StreamStore) readErr(ctx context.Context, what string, err error) error {
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return store.ErrNotFound
-	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || isInterrupt(err)):
-		return ctx.Err()
-	case s.closed.Load():
-		return store.ErrClosed
-	}
-	return fmt.Errorf("store/sqlite: %s: %w: %w", what, store.ErrUnavailable, err)
 }
