@@ -240,3 +240,34 @@ func TestWebSocket(t *testing.T) {
 		t.Fatalf("delete result %v (an event after unsubscribe?)", m)
 	}
 }
+
+func TestWebSocketLimits(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	url := strings.Replace(e.ts.URL, "http", "ws", 1) + "/v1/ws"
+	c, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	for i := 0; i <= MaxSubscriptionsPerSocket; i++ {
+		if err := wsjson.Write(ctx, c, map[string]any{"type": "subscribe", "id": fmt.Sprintf("s%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var m map[string]any
+	if err := wsjson.Read(ctx, c, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["type"] != "error" || m["subscription"] != fmt.Sprintf("s%d", MaxSubscriptionsPerSocket) {
+		t.Fatalf("subscription %d past the limit: %v", MaxSubscriptionsPerSocket+1, m)
+	}
+	// A message larger than a single write's body ends the socket.
+	big := `{"type":"put","request_id":"r","agent_id":"a","tier":"local","key":"k","value":"` + strings.Repeat("x", 2<<20) + `"}`
+	_ = c.Write(ctx, websocket.MessageText, []byte(big))
+	_, _, err = c.Read(ctx)
+	if websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
+		t.Fatalf("oversized message: %v", err)
+	}
+}
