@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/agentstate/agentstate/state"
@@ -174,21 +175,13 @@ func (s *Server) getSnapshot(w http.ResponseWriter, r *http.Request) {
 // SSE catch-up subscription to one stream: every event with version >= V
 // from the store, then each new one as it is appended. `id:` is the version.
 func (s *Server) subscribeStream(w http.ResponseWriter, r *http.Request) {
-	q, err := parseQuery(r)
+	_, next, last, err := streamStart(r, "from_version")
 	if err != nil {
 		s.fail(w, r, err, nil)
 		return
 	}
-	next, _, err := queryInt(q, "from_version", 0)
-	if err != nil {
-		s.fail(w, r, err, nil)
-		return
-	}
-	if last, ok, err := lastEventID(r); err != nil {
-		s.fail(w, r, err, nil)
-		return
-	} else if ok {
-		next = last + 1
+	if last != nil {
+		next = *last + 1 // the id is the last version received
 	}
 	id := r.PathValue("stream_id")
 	ctx, cancel := s.streamContext(r)
@@ -233,21 +226,13 @@ func (s *Server) subscribeStream(w http.ResponseWriter, r *http.Request) {
 // append order. `id:` is the position, written on the last event of each
 // append so a resuming client never misses part of one.
 func (s *Server) subscribeAll(w http.ResponseWriter, r *http.Request) {
-	q, err := parseQuery(r)
+	q, after, last, err := streamStart(r, "from_position")
 	if err != nil {
 		s.fail(w, r, err, nil)
 		return
 	}
-	after, _, err := queryInt(q, "from_position", 0)
-	if err != nil {
-		s.fail(w, r, err, nil)
-		return
-	}
-	if last, ok, err := lastEventID(r); err != nil {
-		s.fail(w, r, err, nil)
-		return
-	} else if ok {
-		after = last
+	if last != nil {
+		after = *last // the id is the last position received
 	}
 	prefix := q.Get("prefix")
 	ctx, cancel := s.streamContext(r)
@@ -287,6 +272,24 @@ func (s *Server) subscribeAll(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// streamStart reads what both stream subscriptions start from: the query,
+// the integer parameter param (0 when absent) and Last-Event-ID, if sent.
+func streamStart(r *http.Request, param string) (url.Values, int64, *int64, error) {
+	q, err := parseQuery(r)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	from, _, err := queryInt(q, param, 0)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	last, ok, err := lastEventID(r)
+	if err != nil || !ok {
+		return q, from, nil, err
+	}
+	return q, from, &last, nil
 }
 
 // waitStreams waits for an append after pos, sending heartbeats meanwhile.
