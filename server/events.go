@@ -1,12 +1,14 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 
 	"github.com/agentstate/agentstate/feed"
 	"github.com/agentstate/agentstate/store"
@@ -40,6 +42,49 @@ func eventOut(e *store.Event) *eventJSON {
 		ChangeType: e.ChangeType, OldValue: rawOrNull(e.OldValue), NewValue: rawOrNull(e.NewValue),
 		Version: e.Version, Timestamp: formatTime(e.Timestamp), CreatedBy: e.CreatedBy, Metadata: md,
 	}
+}
+
+// eventCache keeps the wire form of recently delivered events, so that an
+// event fanned out to many subscribers is encoded once, not once per
+// subscriber. Live subscribers share the hub's *store.Event, which is the
+// key; a slot holds its event, so the address cannot be reused while cached.
+// Direct-mapped and bounded: a collision only costs an encoding.
+type eventCache struct {
+	mu    sync.Mutex
+	slots [4096]struct {
+		e *store.Event
+		b []byte
+	}
+}
+
+func (c *eventCache) encode(e *store.Event) ([]byte, error) {
+	i := (uint64(e.Revision)*64 + uint64(e.Index)) % uint64(len(c.slots))
+	c.mu.Lock()
+	if s := c.slots[i]; s.e == e {
+		c.mu.Unlock()
+		return s.b, nil
+	}
+	c.mu.Unlock()
+	b, err := marshalNoEscape(eventOut(e))
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.slots[i].e, c.slots[i].b = e, b
+	c.mu.Unlock()
+	return b, nil
+}
+
+// marshalNoEscape is json.Marshal without HTML escaping: values go out as
+// stored.
+func marshalNoEscape(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // snapshotJSONMsg is a snapshot delivery (on_compacted=snapshot).
@@ -159,9 +204,12 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			if i == len(batch)-1 || batch[i+1].Kind != feed.KindEvent || batch[i+1].Revision != d.Revision {
 				id = strconv.FormatInt(d.Revision, 10)
 			}
-			if err := sw.event("change", id, eventOut(d.Event)); err != nil {
+			b, err := s.eventWire.encode(d.Event)
+			if err != nil {
+				s.endStream(sw, ctx, err)
 				return
 			}
+			sw.eventRaw("change", id, b)
 		}
 		if err := sw.flush(); err != nil {
 			return

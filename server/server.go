@@ -105,6 +105,8 @@ type Server struct {
 	handler     http.Handler
 	singleLimit int64
 	batchLimit  int64
+	// events caches the wire form of fanned-out change events.
+	eventWire eventCache
 	// stopping is canceled when shutdown begins: open streams end.
 	stopping    context.Context
 	stopStreams context.CancelFunc

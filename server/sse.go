@@ -58,6 +58,20 @@ func (sw *sseWriter) event(name, id string, data any) error {
 	return nil
 }
 
+// eventRaw buffers one message whose data is already JSON.
+func (sw *sseWriter) eventRaw(name, id string, data []byte) {
+	if id != "" {
+		sw.buf.WriteString("id: ")
+		sw.buf.WriteString(id)
+		sw.buf.WriteByte('\n')
+	}
+	sw.buf.WriteString("event: ")
+	sw.buf.WriteString(name)
+	sw.buf.WriteString("\ndata: ")
+	sw.buf.Write(data) // compact JSON has no newline
+	sw.buf.WriteString("\n\n")
+}
+
 // comment buffers a comment line (a heartbeat).
 func (sw *sseWriter) comment(text string) {
 	sw.buf.WriteString(": ")

@@ -90,7 +90,7 @@ type wsOut struct {
 	Type         string           `json:"type"`
 	Subscription string           `json:"subscription,omitempty"`
 	RequestID    string           `json:"request_id,omitempty"`
-	Event        *eventJSON       `json:"event,omitempty"`
+	Event        json.RawMessage  `json:"event,omitempty"`
 	Snapshot     *snapshotMsgJSON `json:"snapshot,omitempty"`
 	Entry        *entryJSON       `json:"entry,omitempty"`
 	Version      int64            `json:"version,omitempty"`  // delete results
@@ -258,7 +258,12 @@ func (wc *wsConn) pump(id string, sub *feed.Subscription) {
 			d := &batch[i]
 			m := wsOut{Type: "event", Subscription: id}
 			if d.Kind == feed.KindEvent {
-				m.Event = eventOut(d.Event)
+				b, err := wc.s.eventWire.encode(d.Event)
+				if err != nil {
+					wc.sendError("", id, err)
+					return
+				}
+				m.Event = b
 			} else {
 				m.Type, m.Snapshot = "snapshot", snapshotOut(d)
 			}
